@@ -1,0 +1,26 @@
+"""Trains a model on one ds's train table with Petastorm + Horovod (horovod.spark.run) and exports
+its user/item embeddings and metadata to <lake>/models/<model>/ds=<ds>/."""
+
+from recsys_spark.cli import JobContext, main
+
+
+def add_args(parser) -> None:
+    parser.add_argument("--model", default=None, help="model to train (default: train.model from --conf)")
+
+
+def run(ctx: JobContext) -> None:
+    from recsys_spark.training import run_train
+
+    cfg = ctx.cfg
+    if ctx.args.model:
+        from recsys_spark.config import load_config
+
+        cfg = load_config(ctx.args.conf, ctx.args.overrides + [f"train.model={ctx.args.model}"])
+    meta = run_train(ctx.spark, ctx.lake, cfg, ctx.ds)
+    print(f"[train] {meta['model']} {meta['model_version']}: {meta['num_proc']} Horovod ranks, "
+          f"{meta['train_rows']} rows, {len(meta['epoch_losses'])} epochs in {meta['train_time_s']} s, "
+          f"loss {meta['epoch_losses'][0]:.4f} -> {meta['epoch_losses'][-1]:.4f}; exported to {meta['path']}")
+
+
+if __name__ == "__main__":
+    main("train", __doc__, run, add_args)

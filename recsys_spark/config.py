@@ -1,0 +1,301 @@
+"""Typed pipeline configuration: defaults -> YAML file -> command-line overrides.
+
+Every section is a frozen dataclass. Loading is strict: an unknown key, a value of the wrong type or a
+missing file is rejected with a :class:`ConfigError` that names the key and says what to do. The resolved
+configuration is saved beside each model so that a run can be reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+from recsys_spark.errors import ConfigError
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How the jobs build their Spark session.
+
+    ``master`` applies only when the job is not launched by ``spark-submit`` (which sets its own).
+    """
+
+    master: str = "local[2]"
+    app_name: str = "recsys_spark"
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    session_time_zone: str = "UTC"
+    log_level: str = "WARN"
+    extra_conf: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """The built-in synthetic event generator (see :mod:`recsys_spark.data.synthetic`)."""
+
+    seed: int = 42
+    n_users: int = 3000
+    n_items: int = 600
+    n_categories: int = 12
+    latent_dim: int = 8
+    mean_events_per_user: float = 40.0
+    min_events_per_user: int = 8
+    history_days: int = 28
+    popularity_skew: float = 1.0
+    preference_temperature: float = 0.35
+    drift_scale: float = 0.6
+    duplicate_rate: float = 0.01
+    malformed_rate: float = 0.002
+    files: int = 4
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """Validation rules of ``clean_events``."""
+
+    rating_min: float = 1.0
+    rating_max: float = 5.0
+    max_id_length: int = 256
+    min_valid_year: int = 2000
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How ``build_tables`` turns clean events into model-ready tables."""
+
+    lookback_days: int = 90
+    event_weights: Dict[str, float] = field(
+        default_factory=lambda: {
+            "view": 1.0,
+            "click": 2.0,
+            "add_to_cart": 3.0,
+            "purchase": 5.0,
+            "rating": 4.0,
+        }
+    )
+    min_items_for_split: int = 3
+    train_files_per_rank: int = 2
+    train_row_group_mb: int = 8
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Distributed training (Horovod over Gloo, fed by Petastorm)."""
+
+    model: str = "mf"
+    num_proc: int = 2
+    embedding_dim: int = 32
+    epochs: int = 8
+    batch_size: int = 1024
+    learning_rate: float = 0.005
+    l2: float = 1.0e-5
+    seed: int = 7
+    reader_workers: int = 2
+    shuffle_buffer: int = 10000
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Offline evaluation on the test split."""
+
+    k: int = 10
+    baseline: str = "popularity"
+    require_beats_baseline: bool = True
+    users_per_batch: int = 512
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Batch scoring of top-N lists."""
+
+    top_n: int = 20
+    model: str = "mf"
+    users_per_batch: int = 512
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline's configuration, one section per stage."""
+
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the resolved configuration."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def validate(self) -> "PipelineConfig":
+        """Checks values that types alone cannot; returns self."""
+        problems: List[str] = []
+        if self.train.model not in ("mf",):
+            problems.append(f"train.model={self.train.model!r}: supported models are ['mf']")
+        if self.score.model not in ("mf",):
+            problems.append(f"score.model={self.score.model!r}: supported models are ['mf']")
+        if self.evaluate.baseline != "popularity":
+            problems.append("evaluate.baseline: only 'popularity' is supported")
+        unknown = sorted(set(self.build.event_weights) - set(EVENT_TYPES))
+        if unknown:
+            problems.append(f"build.event_weights: unknown event types {unknown}; known: {list(EVENT_TYPES)}")
+        missing = sorted(set(EVENT_TYPES) - set(self.build.event_weights))
+        if missing:
+            problems.append(f"build.event_weights: missing a weight for {missing}")
+        positive = {
+            "train.num_proc": self.train.num_proc,
+            "train.embedding_dim": self.train.embedding_dim,
+            "train.epochs": self.train.epochs,
+            "train.batch_size": self.train.batch_size,
+            "evaluate.k": self.evaluate.k,
+            "score.top_n": self.score.top_n,
+            "build.lookback_days": self.build.lookback_days,
+            "build.min_items_for_split": self.build.min_items_for_split,
+            "build.train_files_per_rank": self.build.train_files_per_rank,
+            "generate.n_users": self.generate.n_users,
+            "generate.n_items": self.generate.n_items,
+            "generate.files": self.generate.files,
+        }
+        for key, value in positive.items():
+            if value <= 0:
+                problems.append(f"{key}={value}: must be > 0")
+        if self.build.min_items_for_split < 3:
+            problems.append("build.min_items_for_split: must be >= 3 (train, validation and test need one item each)")
+        if self.clean.rating_min > self.clean.rating_max:
+            problems.append("clean.rating_min must not exceed clean.rating_max")
+        if problems:
+            raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+        return self
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Checks ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin in (dict, Dict):
+        key_tp, val_tp = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {type(value).__name__} {value!r}")
+        return {_coerce(k, key_tp, f"{key}.{k}"): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if origin in (list, List):
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {type(value).__name__} {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+    if tp in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"config key '{key}' must be a number ({_type_name(tp)}), got {value!r}")
+    if not isinstance(value, tp):
+        raise ConfigError(
+            f"config key '{key}' must be of type {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _build(cls: Any, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section '{prefix or '<root>'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        where = f"section '{prefix}'" if prefix else "the top level"
+        raise ConfigError(
+            f"unknown config key(s) {[f'{prefix}.{k}' if prefix else k for k in unknown]} in {where}; "
+            f"known keys: {names}. Fix the spelling or remove the key."
+        )
+    kwargs = {}
+    defaults = cls()
+    for name in names:
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if name not in data:
+            continue
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, data[name], key)
+        elif typing.get_origin(tp) in (dict, Dict) and isinstance(getattr(defaults, name), dict):
+            merged = dict(getattr(defaults, name))
+            merged.update(_coerce(data[name], tp, key))
+            kwargs[name] = merged
+        else:
+            kwargs[name] = _coerce(data[name], tp, key)
+    return cls(**kwargs)
+
+
+def _merge(base: Dict[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(text: str) -> Dict[str, Any]:
+    """Turns ``section.key=value`` (value parsed as YAML) into a nested mapping."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. train.epochs=3")
+    dotted, raw = text.split("=", 1)
+    parts = [p for p in dotted.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {text!r} has an empty key")
+    value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    for part in reversed(parts):
+        value = {part: value}
+    return value
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = None) -> PipelineConfig:
+    """Loads defaults, then the YAML file at ``path``, then ``overrides`` (``section.key=value``).
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a key is unknown or of the wrong type.
+    """
+    import yaml
+
+    data: Dict[str, Any] = {}
+    if path:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path!r}. Pass --conf with an existing YAML file, e.g. conf/nightly.yaml")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"config file {path!r} must hold a mapping of sections, got {type(loaded).__name__}")
+        data = dict(loaded)
+    for text in overrides or []:
+        data = _merge(data, parse_override(text))
+    return _build(PipelineConfig, data, "").validate()

@@ -1,0 +1,209 @@
+"""Cleaning raw event logs: parse, type, validate, de-duplicate, and account for every row.
+
+Every input line ends in exactly one outcome: ``clean``, ``quarantined`` (with a reason code) or
+``duplicate`` (an exact copy of a clean event). The job fails loudly when the outcomes do not add up
+to the input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Dict, Optional
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from recsys_spark import schemas as S
+from recsys_spark.config import EVENT_TYPES, CleanConfig
+from recsys_spark.errors import DataQualityError, MissingInputError
+
+# Reason codes, in the order they are checked: a row gets the first that applies.
+MALFORMED_JSON = "malformed_json"
+MISSING_FIELD = "missing_field"
+BAD_ID = "bad_id"
+UNKNOWN_EVENT_TYPE = "unknown_event_type"
+UNPARSEABLE_TS = "unparseable_ts"
+TS_OUT_OF_RANGE = "ts_out_of_range"
+BAD_RATING = "bad_rating"
+REASONS = (MALFORMED_JSON, MISSING_FIELD, BAD_ID, UNKNOWN_EVENT_TYPE, UNPARSEABLE_TS, TS_OUT_OF_RANGE, BAD_RATING)
+
+OUTCOME = "_outcome"
+CLEAN, QUARANTINED, DUPLICATE = "clean", "quarantined", "duplicate"
+_ROW_ID = "_row_id"
+_CORRUPT = "_corrupt_record"
+_PARSED = "_parsed"
+
+# ISO-8601 with a zone designator; a timestamp without a zone is ambiguous and is not guessed at.
+ISO_TS_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$"
+EPOCH_MS_PATTERN = r"^-?\d{1,15}$"
+
+
+def with_parsed_fields(raw_df: DataFrame) -> DataFrame:
+    """Parses the ``value`` text column as a JSON object whose fields are all read as strings.
+
+    Adds one string column per raw field and a boolean ``_is_malformed``; keeps ``value``.
+    """
+    schema = S.RAW_EVENT_SCHEMA.add(_CORRUPT, "string")
+    parsed = F.from_json(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+    df = raw_df.withColumn(_PARSED, parsed)
+    is_object = F.trim(F.col("value")).startswith("{")
+    is_malformed = F.col(_PARSED).isNull() | F.col(f"{_PARSED}.{_CORRUPT}").isNotNull() | ~is_object
+    df = df.withColumn("_is_malformed", F.coalesce(is_malformed, F.lit(True)))
+    for name in S.RAW_FIELDS:
+        df = df.withColumn(name, F.col(f"{_PARSED}.{name}"))
+    return df.drop(_PARSED)
+
+
+def parse_ts(col: Column) -> Column:
+    """Parses ISO-8601-with-zone or epoch-milliseconds text to a UTC timestamp; NULL when neither."""
+    text = F.trim(col)
+    return (
+        F.when(text.rlike(EPOCH_MS_PATTERN), F.expr("timestamp_millis(try_cast(trim(ts) AS BIGINT))"))
+        .when(text.rlike(ISO_TS_PATTERN), F.expr("try_cast(replace(trim(ts), ' ', 'T') AS TIMESTAMP)"))
+    )
+
+
+def _bad_id(col: Column, max_len: int) -> Column:
+    return (F.length(col) == 0) | (F.length(col) > max_len) | col.rlike(r"\p{Cntrl}")
+
+
+def with_reason(df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
+    """Adds typed columns and ``reason``: the first validation rule a row breaks, NULL when clean."""
+    latest = dt.datetime.fromisoformat(ds) + dt.timedelta(days=2)  # end of ds + 1 day, exclusive
+    earliest = dt.datetime(cfg.min_valid_year, 1, 1)
+    event_type = F.lower(F.trim(F.col(S.EVENT_TYPE)))
+    rating = F.expr("try_cast(rating AS DOUBLE)")
+    df = (
+        df.withColumn("_event_type", event_type)
+        .withColumn(S.EVENT_TS, parse_ts(F.col(S.TS)))
+        .withColumn("_rating", rating)
+    )
+    missing = F.lit(False)
+    for name in S.REQUIRED_RAW_FIELDS:
+        missing = missing | F.col(name).isNull()
+    bad_id = F.lit(False)
+    for name in (S.EVENT_ID, S.USER_ID, S.ITEM_ID):
+        bad_id = bad_id | _bad_id(F.col(name), cfg.max_id_length)
+    rating_given = F.col(S.RATING).isNotNull()
+    rating_ok = F.col("_rating").between(cfg.rating_min, cfg.rating_max)
+    bad_rating = (rating_given & ~F.coalesce(rating_ok, F.lit(False))) | (
+        (F.col("_event_type") == "rating") & ~rating_given
+    )
+    ts_bounds = F.col(S.EVENT_TS).between(F.lit(earliest), F.lit(latest - dt.timedelta(microseconds=1)))
+    reason = (
+        F.when(F.col("_is_malformed"), F.lit(MALFORMED_JSON))
+        .when(missing, F.lit(MISSING_FIELD))
+        .when(bad_id, F.lit(BAD_ID))
+        .when(~F.col("_event_type").isin(*EVENT_TYPES), F.lit(UNKNOWN_EVENT_TYPE))
+        .when(F.col(S.EVENT_TS).isNull(), F.lit(UNPARSEABLE_TS))
+        .when(~ts_bounds, F.lit(TS_OUT_OF_RANGE))
+        .when(bad_rating, F.lit(BAD_RATING))
+    )
+    return df.withColumn(S.REASON, reason)
+
+
+def with_outcome(df: DataFrame) -> DataFrame:
+    """Adds ``_outcome``: quarantined rows keep it; of identical valid events the first is clean."""
+    key = [S.EVENT_ID, S.USER_ID, S.ITEM_ID, "_event_type", "_rating", S.EVENT_TS, S.SESSION_ID]
+    first_copy = Window.partitionBy(*key).orderBy(_ROW_ID)
+    valid = F.col(S.REASON).isNull()
+    copy_no = F.when(valid, F.row_number().over(first_copy))
+    return df.withColumn(
+        OUTCOME,
+        F.when(~valid, F.lit(QUARANTINED)).when(copy_no == 1, F.lit(CLEAN)).otherwise(F.lit(DUPLICATE)),
+    )
+
+
+def classify(raw_df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
+    """raw text lines -> every line with its typed fields, ``reason`` and ``_outcome``."""
+    return (
+        raw_df.withColumn(_ROW_ID, F.monotonically_increasing_id())
+        .transform(with_parsed_fields)
+        .transform(with_reason, cfg, ds)
+        .transform(with_outcome)
+    )
+
+
+def select_clean(classified_df: DataFrame) -> DataFrame:
+    return classified_df.filter(F.col(OUTCOME) == CLEAN).select(
+        F.col(S.EVENT_ID),
+        F.col(S.USER_ID),
+        F.col(S.ITEM_ID),
+        F.col("_event_type").alias(S.EVENT_TYPE),
+        F.col("_rating").alias(S.RATING),
+        F.col(S.EVENT_TS),
+        F.col(S.SESSION_ID),
+    )
+
+
+def select_quarantine(classified_df: DataFrame) -> DataFrame:
+    return classified_df.filter(F.col(OUTCOME) == QUARANTINED).select(
+        F.col("value").alias(S.RAW_VALUE), F.col(S.REASON)
+    )
+
+
+def build_report(outcome_counts: Dict[tuple, int], input_rows: int, ds: str, input_path: str) -> Dict:
+    """The accounting report; raises DataQualityError if the outcomes do not add up to the input."""
+    by_outcome = {CLEAN: 0, QUARANTINED: 0, DUPLICATE: 0}
+    by_reason = {reason: 0 for reason in REASONS}
+    for (outcome, reason), n in outcome_counts.items():
+        by_outcome[outcome] += n
+        if outcome == QUARANTINED:
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    accounted = sum(by_outcome.values())
+    report = {
+        "ds": ds,
+        "input_path": input_path,
+        "input_rows": input_rows,
+        "clean": by_outcome[CLEAN],
+        "quarantined": by_outcome[QUARANTINED],
+        "duplicates": by_outcome[DUPLICATE],
+        "quarantined_by_reason": by_reason,
+        "is_balanced": accounted == input_rows,
+    }
+    if accounted != input_rows:
+        raise DataQualityError(
+            f"clean_events cannot account for every row of {input_path}: input {input_rows} != clean "
+            f"{by_outcome[CLEAN]} + quarantined {by_outcome[QUARANTINED]} + duplicates {by_outcome[DUPLICATE]}"
+        )
+    return report
+
+
+def run_clean_events(spark, lake, cfg: CleanConfig, ds: str, input_path: Optional[str] = None) -> Dict:
+    """Cleans one day's raw events into ``events_clean`` and ``events_quarantine`` and writes a report.
+
+    Returns:
+        The report (also written to ``_reports/clean_events/ds=<ds>/report.json``).
+    """
+    path = input_path or lake.partition_path(S.RAW_EVENTS, ds)
+    if not lake.exists(path):
+        raise MissingInputError(
+            f"no raw events for ds={ds}: {path} does not exist. Write that day's JSON lines there "
+            f"(python -m jobs.generate --ds {ds} --lake {lake.root} makes synthetic ones) or pass --input PATH."
+        )
+    raw_df = spark.read.text(path)
+    classified_df = classify(raw_df, cfg, ds).persist()
+    try:
+        input_rows = raw_df.count()
+        counts = {
+            (r[OUTCOME], r[S.REASON]): r["n"]
+            for r in classified_df.groupBy(OUTCOME, S.REASON).agg(F.count(F.lit(1)).alias("n")).collect()
+        }
+        report = build_report(counts, input_rows, ds, path)
+        if report["clean"] == 0:
+            raise MissingInputError(f"no valid events for ds={ds} in {path}: all {input_rows} rows were rejected "
+                                    f"({report['quarantined_by_reason']}). Check the input's format.")
+        clean_path = lake.write_table(select_clean(classified_df), S.EVENTS_CLEAN, ds)
+        quarantine_path = lake.write_table(select_quarantine(classified_df), S.EVENTS_QUARANTINE, ds, files=1)
+    finally:
+        classified_df.unpersist()
+    written_clean = spark.read.parquet(clean_path).count()
+    written_quarantine = spark.read.parquet(quarantine_path).count()
+    if (written_clean, written_quarantine) != (report["clean"], report["quarantined"]):
+        raise DataQualityError(
+            f"written rows differ from the accounting: clean {written_clean} vs {report['clean']}, "
+            f"quarantined {written_quarantine} vs {report['quarantined']}"
+        )
+    report["outputs"] = {S.EVENTS_CLEAN: clean_path, S.EVENTS_QUARANTINE: quarantine_path}
+    lake.write_json(f"{S.REPORTS}/clean_events", ds, "report.json", report)
+    return report

@@ -1,0 +1,40 @@
+"""The contract every model implements: a loss for training, and embeddings for scoring.
+
+Scoring anywhere in the pipeline (evaluation, batch scoring) is a dot product between a user vector
+and item vectors, so every model exports ``user_vectors`` [n_users, d'] and ``item_vectors``
+[n_items, d'] whose inner products rank items the same way as the model does.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+
+class Recommender(tf.keras.Model):
+    """Base class of all models.
+
+    Subclasses set ``name`` and implement :meth:`compute_loss`, :meth:`user_vectors` and
+    :meth:`item_vectors`.
+    """
+
+    name = "base"
+
+    def __init__(self, n_users: int, n_items: int, **kwargs):
+        super().__init__(name=self.name)
+        self.n_users = n_users
+        self.n_items = n_items
+
+    def compute_loss(self, batch: Dict[str, tf.Tensor], training: bool = True) -> tf.Tensor:
+        """Scalar training loss for a batch of ``{column: [B] tensor}``."""
+        raise NotImplementedError
+
+    def user_vectors(self) -> np.ndarray:
+        """[n_users, d'] float32."""
+        raise NotImplementedError
+
+    def item_vectors(self) -> np.ndarray:
+        """[n_items, d'] float32."""
+        raise NotImplementedError

@@ -1,0 +1,69 @@
+"""Matrix factorisation trained with BPR: score(u, i) = p_u . q_i + b_i."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from recsys_spark import schemas as S
+from recsys_spark.models.base import Recommender
+
+
+def bpr_loss(positive_scores: tf.Tensor, negative_scores: tf.Tensor) -> tf.Tensor:
+    """Bayesian personalised ranking: mean of -log sigmoid(s+ - s-). Shapes [B] -> scalar."""
+    return -tf.reduce_mean(tf.math.log_sigmoid(positive_scores - negative_scores))
+
+
+class MatrixFactorization(Recommender):
+    """User and item embeddings plus an item bias; negatives drawn uniformly from the catalogue.
+
+    Args:
+        n_users, n_items: table sizes (indices are 0..n-1).
+        embedding_dim: d.
+        l2: weight of the squared norm of the embeddings used in a batch.
+        seed: initialisation seed.
+    """
+
+    name = "mf"
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 32, l2: float = 1e-5, seed: int = 0):
+        super().__init__(n_users, n_items)
+        init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
+        self.user_embedding = tf.keras.layers.Embedding(n_users, embedding_dim, embeddings_initializer=init,
+                                                        name="user_embedding")
+        self.item_embedding = tf.keras.layers.Embedding(n_items, embedding_dim, embeddings_initializer=init,
+                                                        name="item_embedding")
+        self.item_bias = tf.keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
+        self.l2 = l2
+        # Build the variables now so that they exist before the first step (broadcast, export).
+        self.score(tf.zeros([1], tf.int32), tf.zeros([1], tf.int32))
+
+    def score(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        """[B] user and item indices -> [B] scores."""
+        p = self.user_embedding(users)
+        q = self.item_embedding(items)
+        return tf.reduce_sum(p * q, axis=-1) + tf.squeeze(self.item_bias(items), -1)
+
+    def compute_loss(self, batch: Dict[str, tf.Tensor], training: bool = True) -> tf.Tensor:
+        users = tf.cast(batch[S.USER_IDX], tf.int32)
+        positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
+        negatives = tf.random.uniform(tf.shape(positives), 0, self.n_items, dtype=tf.int32)
+        loss = bpr_loss(self.score(users, positives), self.score(users, negatives))
+        norms = (
+            tf.reduce_sum(tf.square(self.user_embedding(users)))
+            + tf.reduce_sum(tf.square(self.item_embedding(positives)))
+            + tf.reduce_sum(tf.square(self.item_embedding(negatives)))
+        )
+        batch_size = tf.cast(tf.shape(users)[0], tf.float32)
+        return loss + self.l2 * norms / batch_size
+
+    def user_vectors(self) -> np.ndarray:
+        p = self.user_embedding.embeddings.numpy()
+        return np.hstack([p, np.ones((p.shape[0], 1), np.float32)]).astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        q = self.item_embedding.embeddings.numpy()
+        b = self.item_bias.embeddings.numpy()
+        return np.hstack([q, b]).astype(np.float32)

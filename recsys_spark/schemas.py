@@ -1,0 +1,175 @@
+"""The one place that names the lake's tables and columns and defines their schemas.
+
+Lake layout: ``<lake>/<table>/ds=YYYY-MM-DD/`` (Parquet, or JSON lines for raw inputs). Everything else
+imports the constants below instead of spelling names out.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+# ---- tables -------------------------------------------------------------------------------------------
+RAW_EVENTS = "raw_events"
+RAW_ITEMS = "raw_items"
+EVENTS_CLEAN = "events_clean"
+EVENTS_QUARANTINE = "events_quarantine"
+USER_VOCAB = "user_vocab"
+ITEM_VOCAB = "item_vocab"
+INTERACTIONS = "interactions"
+TRAIN = "train"
+VALIDATION = "validation"
+TEST = "test"
+GRAPH_EDGES = "graph_edges"
+METRICS = "metrics"
+RECOMMENDATIONS = "recommendations"
+REPORTS = "_reports"
+
+
+def model_table(model: str) -> str:
+    """Where a model's exported artifacts live: ``<lake>/models/<model>/ds=<ds>/``."""
+    return f"models/{model}"
+
+
+# ---- columns ------------------------------------------------------------------------------------------
+EVENT_ID = "event_id"
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+EVENT_TYPE = "event_type"
+RATING = "rating"
+TS = "ts"
+SESSION_ID = "session_id"
+EVENT_TS = "event_ts"
+DS = "ds"
+RAW_VALUE = "raw_value"
+REASON = "reason"
+USER_IDX = "user_idx"
+ITEM_IDX = "item_idx"
+FIRST_DS = "first_ds"
+WEIGHT = "weight"
+EVENT_COUNT = "event_count"
+MAX_RATING = "max_rating"
+FIRST_TS = "first_ts"
+LAST_TS = "last_ts"
+SPLIT = "split"
+EMBEDDING = "embedding"
+RANK = "rank"
+SCORE = "score"
+MODEL = "model"
+MODEL_VERSION = "model_version"
+METRIC = "metric"
+K = "k"
+VALUE = "value"
+N_USERS = "n_users"
+
+SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST = "train", "validation", "test"
+
+# ---- schemas ------------------------------------------------------------------------------------------
+RAW_FIELDS = (EVENT_ID, USER_ID, ITEM_ID, EVENT_TYPE, RATING, TS, SESSION_ID)
+REQUIRED_RAW_FIELDS = (EVENT_ID, USER_ID, ITEM_ID, EVENT_TYPE, TS)
+
+# Every raw field is read as a string so that nothing is lost before validation: a number, an object or
+# a string all survive as text, and typing happens in one visible place (etl.clean).
+RAW_EVENT_SCHEMA = T.StructType([T.StructField(name, T.StringType(), True) for name in RAW_FIELDS])
+
+EVENTS_CLEAN_SCHEMA = T.StructType(
+    [
+        T.StructField(EVENT_ID, T.StringType(), False),
+        T.StructField(USER_ID, T.StringType(), False),
+        T.StructField(ITEM_ID, T.StringType(), False),
+        T.StructField(EVENT_TYPE, T.StringType(), False),
+        T.StructField(RATING, T.DoubleType(), True),
+        T.StructField(EVENT_TS, T.TimestampType(), False),
+        T.StructField(SESSION_ID, T.StringType(), True),
+    ]
+)
+
+EVENTS_QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField(RAW_VALUE, T.StringType(), True),
+        T.StructField(REASON, T.StringType(), False),
+    ]
+)
+
+VOCAB_SCHEMAS = {
+    USER_VOCAB: T.StructType(
+        [
+            T.StructField(USER_ID, T.StringType(), False),
+            T.StructField(USER_IDX, T.IntegerType(), False),
+            T.StructField(FIRST_DS, T.StringType(), False),
+        ]
+    ),
+    ITEM_VOCAB: T.StructType(
+        [
+            T.StructField(ITEM_ID, T.StringType(), False),
+            T.StructField(ITEM_IDX, T.IntegerType(), False),
+            T.StructField(FIRST_DS, T.StringType(), False),
+        ]
+    ),
+}
+
+INTERACTIONS_SCHEMA = T.StructType(
+    [
+        T.StructField(USER_IDX, T.IntegerType(), False),
+        T.StructField(ITEM_IDX, T.IntegerType(), False),
+        T.StructField(WEIGHT, T.FloatType(), False),
+        T.StructField(EVENT_COUNT, T.IntegerType(), False),
+        T.StructField(MAX_RATING, T.DoubleType(), True),
+        T.StructField(FIRST_TS, T.TimestampType(), False),
+        T.StructField(LAST_TS, T.TimestampType(), False),
+        T.StructField(SPLIT, T.StringType(), False),
+    ]
+)
+
+# The train/validation/test tables hold what a trainer reads: no timestamps, narrow numeric types.
+PAIRS_SCHEMA = T.StructType(
+    [
+        T.StructField(USER_IDX, T.IntegerType(), False),
+        T.StructField(ITEM_IDX, T.IntegerType(), False),
+        T.StructField(WEIGHT, T.FloatType(), False),
+    ]
+)
+
+GRAPH_EDGES_SCHEMA = T.StructType(
+    [
+        T.StructField(USER_IDX, T.IntegerType(), False),
+        T.StructField(ITEM_IDX, T.IntegerType(), False),
+        T.StructField(WEIGHT, T.FloatType(), False),
+    ]
+)
+
+RECOMMENDATIONS_SCHEMA = T.StructType(
+    [
+        T.StructField(USER_ID, T.StringType(), False),
+        T.StructField(ITEM_ID, T.StringType(), False),
+        T.StructField(RANK, T.IntegerType(), False),
+        T.StructField(SCORE, T.FloatType(), False),
+        T.StructField(MODEL, T.StringType(), False),
+        T.StructField(MODEL_VERSION, T.StringType(), False),
+    ]
+)
+
+METRICS_SCHEMA = T.StructType(
+    [
+        T.StructField(MODEL, T.StringType(), False),
+        T.StructField(MODEL_VERSION, T.StringType(), False),
+        T.StructField(METRIC, T.StringType(), False),
+        T.StructField(K, T.IntegerType(), False),
+        T.StructField(VALUE, T.DoubleType(), False),
+        T.StructField(N_USERS, T.LongType(), False),
+    ]
+)
+
+EMBEDDINGS_SCHEMAS = {
+    "user": T.StructType(
+        [
+            T.StructField(USER_IDX, T.IntegerType(), False),
+            T.StructField(EMBEDDING, T.ArrayType(T.FloatType(), False), False),
+        ]
+    ),
+    "item": T.StructType(
+        [
+            T.StructField(ITEM_IDX, T.IntegerType(), False),
+            T.StructField(EMBEDDING, T.ArrayType(T.FloatType(), False), False),
+        ]
+    ),
+}
