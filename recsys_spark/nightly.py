@@ -51,7 +51,7 @@ def summary(result: Dict, ds: str) -> str:
         "Test-split quality (full ranking, history masked):",
         metrics_table(result["evaluate"]),
         "",
-        format_table(["stage", "wall s"], [[k, round(v, 1)] for k, v in result["timings_s"].items()]),
+        format_table(["stage", "wall s"], [[k, f"{v:.1f}"] for k, v in result["timings_s"].items()]),
         "",
         f"Recommendations: {score['rows']} rows for {score['users']} users (top {score['top_n']}) at",
         f"  {score['path']}",

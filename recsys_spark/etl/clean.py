@@ -12,6 +12,7 @@ from typing import Dict, Optional
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
 from recsys_spark.config import EVENT_TYPES, CleanConfig
@@ -43,7 +44,8 @@ def with_parsed_fields(raw_df: DataFrame) -> DataFrame:
 
     Adds one string column per raw field and a boolean ``_is_malformed``; keeps ``value``.
     """
-    schema = S.RAW_EVENT_SCHEMA.add(_CORRUPT, "string")
+    # A new StructType: StructType.add mutates, and the shared schema must stay as defined.
+    schema = T.StructType(list(S.RAW_EVENT_SCHEMA.fields) + [T.StructField(_CORRUPT, T.StringType(), True)])
     parsed = F.from_json(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
     df = raw_df.withColumn(_PARSED, parsed)
     is_object = F.trim(F.col("value")).startswith("{")

@@ -1,0 +1,116 @@
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys_spark import schemas as S
+from recsys_spark.config import BuildConfig, TrainConfig
+from recsys_spark.errors import MissingInputError
+from recsys_spark.etl import build as B
+
+D1, D2 = "2026-11-26", "2026-11-27"
+
+
+def t(day, hour):
+    return dt.datetime(2026, 11, day, hour)
+
+
+def events(spark, rows):
+    schema = T.StructType(
+        list(S.EVENTS_CLEAN_SCHEMA.fields) + [T.StructField(S.DS, T.StringType(), True)])
+    return spark.createDataFrame(rows, schema)
+
+
+def test_extend_vocab_keeps_old_indices_and_appends_new(spark):
+    night1 = events(spark, [
+        ("e1", "ub", "i1", "view", None, t(26, 9), None, D1),
+        ("e2", "ua", "i1", "view", None, t(26, 10), None, D1),
+        ("e3", "ub", "i2", "view", None, t(26, 11), None, D1),
+    ])
+    vocab1 = B.extend_vocab(night1, None, S.USER_ID, S.USER_IDX, D1)
+    expected1 = spark.createDataFrame([("ub", 0, D1), ("ua", 1, D1)], S.VOCAB_SCHEMAS[S.USER_VOCAB])
+    assert_df_equality(vocab1.orderBy(S.USER_IDX), expected1, ignore_nullable=True)
+    # Night 2 sees ua again, plus two new users; ub is absent but keeps its index.
+    night2 = events(spark, [
+        ("e4", "ua", "i1", "view", None, t(27, 9), None, D2),
+        ("e5", "ud", "i1", "view", None, t(27, 8), None, D2),
+        ("e6", "uc", "i2", "view", None, t(27, 8), None, D2),
+    ])
+    vocab2 = B.extend_vocab(night2, vocab1, S.USER_ID, S.USER_IDX, D2)
+    expected2 = spark.createDataFrame(
+        [("ub", 0, D1), ("ua", 1, D1), ("uc", 2, D2), ("ud", 3, D2)], S.VOCAB_SCHEMAS[S.USER_VOCAB])
+    assert_df_equality(vocab2.orderBy(S.USER_IDX), expected2, ignore_nullable=True)
+
+
+def test_interactions_split_and_graph(spark):
+    rows = [
+        ("e1", "u1", "i1", "view", None, t(20, 1), None, D2),
+        ("e2", "u1", "i1", "purchase", None, t(21, 1), None, D2),
+        ("e3", "u1", "i2", "rating", 4.0, t(22, 1), None, D2),
+        ("e4", "u1", "i3", "click", None, t(23, 1), None, D2),
+        ("e5", "u2", "i1", "view", None, t(20, 1), None, D2),
+        ("e6", "u2", "i3", "view", None, t(21, 1), None, D2),
+        (None, None, None, None, None, None, None, None),  # a null row never matches a vocabulary
+    ]
+    schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in S.EVENTS_CLEAN_SCHEMA.fields]
+                          + [T.StructField(S.DS, T.StringType(), True)])
+    events_df = spark.createDataFrame(rows, schema)
+    users = spark.createDataFrame([("u1", 0, D2), ("u2", 1, D2)], S.VOCAB_SCHEMAS[S.USER_VOCAB])
+    items = spark.createDataFrame([("i1", 0, D2), ("i2", 1, D2), ("i3", 2, D2)], S.VOCAB_SCHEMAS[S.ITEM_VOCAB])
+    interactions = B.aggregate_interactions(events_df, users, items, BuildConfig().event_weights).transform(
+        B.with_leave_last_out_split, 3)
+    expected = spark.createDataFrame(
+        [
+            (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), "train"),   # view 1 + purchase 5
+            (0, 1, 4.0, 1, 4.0, t(22, 1), t(22, 1), "validation"),
+            (0, 2, 2.0, 1, None, t(23, 1), t(23, 1), "test"),
+            (1, 0, 1.0, 1, None, t(20, 1), t(20, 1), "train"),   # u2 has 2 items < 3: all train
+            (1, 2, 1.0, 1, None, t(21, 1), t(21, 1), "train"),
+        ],
+        S.INTERACTIONS_SCHEMA,
+    )
+    got = interactions.select(*S.INTERACTIONS_SCHEMA.fieldNames()).orderBy(S.USER_IDX, S.ITEM_IDX)
+    assert_df_equality(got, expected, ignore_nullable=True)
+
+    train = B.select_pairs(interactions, S.SPLIT_TRAIN)
+    edges = {(r[S.USER_IDX], r[S.ITEM_IDX]): r[S.WEIGHT] for r in B.graph_edges(train).collect()}
+    # deg(u1)=1, deg(u2)=2, deg(i1)=2, deg(i3)=1
+    assert edges == pytest.approx({(0, 0): 1 / 2 ** 0.5, (1, 0): 1 / 2.0, (1, 2): 1 / 2 ** 0.5})
+
+
+def test_duplicate_event_ids_across_days_are_kept_once(spark):
+    events_df = events(spark, [
+        ("e1", "u1", "i1", "view", None, t(26, 9), None, D1),
+        ("e1", "u1", "i1", "view", None, t(26, 9), None, D2),
+        ("e2", "u1", "i2", "view", None, t(27, 9), None, D2),
+    ])
+    got = sorted((r[S.EVENT_ID], r[S.DS]) for r in B.filter_latest_copy_of_event(events_df).collect())
+    assert got == [("e1", D1), ("e2", D2)]
+
+
+def test_run_build_tables_uses_the_lookback_window_and_keeps_ids(spark, lake):
+    def day(ds, rows):
+        lake.write_table(events(spark, [r + (ds,) for r in rows]).drop(S.DS), S.EVENTS_CLEAN, ds)
+
+    day("2026-11-01", [("e0", "u_old", "i_old", "view", None, t(1, 1), None)])
+    day(D1, [("e1", "u1", "i1", "view", None, t(26, 1), None),
+             ("e2", "u1", "i2", "view", None, t(26, 2), None),
+             ("e3", "u1", "i3", "view", None, t(26, 3), None)])
+    report1 = B.run_build_tables(spark, lake, BuildConfig(lookback_days=3), TrainConfig(num_proc=2), D1)
+    assert report1["window"] == ["2026-11-24", D1] and report1["n_users"] == 1
+    day(D2, [("e4", "u2", "i2", "view", None, t(27, 1), None),
+             ("e5", "u2", "i4", "view", None, t(27, 2), None)])
+    report2 = B.run_build_tables(spark, lake, BuildConfig(lookback_days=3), TrainConfig(num_proc=2), D2)
+    assert report2["pairs_by_split"] == {"train": 3, "validation": 1, "test": 1}
+    items = {r[S.ITEM_ID]: r[S.ITEM_IDX] for r in lake.read_table(S.ITEM_VOCAB, D2, "").collect()}
+    assert items == {"i1": 0, "i2": 1, "i3": 2, "i4": 3}  # i_old is outside both windows
+    # Train files: num_proc x train_files_per_rank, so each rank gets the same number of files.
+    assert len([f for f in lake.spark.read.parquet(lake.partition_path(S.TRAIN, D2)).inputFiles()]) == 4
+    # Re-running D1 rebuilds D1 from the vocabulary before D1 (none), touching nothing of D2.
+    before = sorted(map(tuple, lake.read_table(S.TEST, D2, "").collect()))
+    B.run_build_tables(spark, lake, BuildConfig(lookback_days=3), TrainConfig(num_proc=2), D1)
+    assert sorted(map(tuple, lake.read_table(S.TEST, D2, "").collect())) == before
+    with pytest.raises(MissingInputError, match="run `python -m jobs.clean_events --ds 2026-11-28"):
+        B.run_build_tables(spark, lake, BuildConfig(), TrainConfig(), "2026-11-28")

@@ -1,0 +1,60 @@
+import pytest
+
+from recsys_spark.config import PipelineConfig, load_config, parse_override
+from recsys_spark.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_then_file_then_overrides(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 3\n  learning_rate: 1\nbuild:\n  event_weights: {view: 0.5}\n")
+    cfg = load_config(path, ["train.epochs=5", "score.top_n=7"])
+    assert cfg.train.epochs == 5  # CLI beats file
+    assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)  # int accepted as float
+    assert cfg.score.top_n == 7
+    assert cfg.train.batch_size == PipelineConfig().train.batch_size  # default kept
+    # A partial mapping updates the default mapping instead of replacing it.
+    assert cfg.build.event_weights["view"] == 0.5 and cfg.build.event_weights["purchase"] == 5.0
+
+
+def test_unknown_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"train\.epoch'?\]? .*known keys"):
+        load_config(write(tmp_path, "train:\n  epoch: 3\n"))
+    with pytest.raises(ConfigError, match=r"unknown config key.*'trian'"):
+        load_config(write(tmp_path, "trian:\n  epochs: 3\n"))
+
+
+def test_wrong_types_are_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"'train.epochs' must be of type int, got str 'three'"):
+        load_config(write(tmp_path, "train:\n  epochs: three\n"))
+    with pytest.raises(ConfigError, match=r"'evaluate.require_beats_baseline' must be true or false"):
+        load_config(None, ["evaluate.require_beats_baseline=1"])
+    with pytest.raises(ConfigError, match=r"'train' must be a mapping"):
+        load_config(write(tmp_path, "train: 3\n"))
+
+
+def test_missing_file_and_bad_values():
+    with pytest.raises(ConfigError, match=r"config file not found: 'nope.yaml'"):
+        load_config("nope.yaml")
+    with pytest.raises(ConfigError, match=r"train.model='sasrec'"):
+        load_config(None, ["train.model=sasrec"])
+    with pytest.raises(ConfigError, match=r"score.top_n=0: must be > 0"):
+        load_config(None, ["score.top_n=0"])
+    with pytest.raises(ConfigError, match=r"unknown event types \['like'\]"):
+        load_config(None, ["build.event_weights={like: 1.0}"])
+
+
+def test_override_parsing():
+    assert parse_override("a.b.c=3") == {"a": {"b": {"c": 3}}}
+    assert parse_override("spark.master=local[4]") == {"spark": {"master": "local[4]"}}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("train.epochs")
+
+
+def test_fingerprint_tracks_config():
+    assert load_config(None).fingerprint() == load_config(None).fingerprint()
+    assert load_config(None, ["train.epochs=2"]).fingerprint() != load_config(None).fingerprint()

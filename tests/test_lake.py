@@ -1,0 +1,46 @@
+import os
+
+import pytest
+
+from recsys_spark.errors import MissingInputError, UserError
+from recsys_spark.lake import parse_ds
+
+
+def rows(lake, table, ds):
+    return sorted(r[0] for r in lake.spark.read.parquet(lake.partition_path(table, ds)).collect())
+
+
+def test_rewrite_replaces_one_day_only(spark, lake):
+    lake.write_table(spark.createDataFrame([(1,), (2,)], "x int"), "t", "2026-11-26")
+    lake.write_table(spark.createDataFrame([(3,)], "x int"), "t", "2026-11-27")
+    lake.write_table(spark.createDataFrame([(4,), (5,)], "x int"), "t", "2026-11-27")
+    assert rows(lake, "t", "2026-11-26") == [1, 2]
+    assert rows(lake, "t", "2026-11-27") == [4, 5]
+    assert lake.list_partitions("t") == ["2026-11-26", "2026-11-27"]
+    assert sorted(os.listdir(lake.table_path("t"))) == ["ds=2026-11-26", "ds=2026-11-27"]  # no staging left
+
+
+def test_failed_write_leaves_the_old_partition(spark, lake):
+    lake.write_table(spark.createDataFrame([(1,)], "x int"), "t", "2026-11-27")
+    with pytest.raises(RuntimeError, match="boom"):
+        with lake.overwrite_partition("t", "2026-11-27") as staging:
+            spark.createDataFrame([(9,)], "x int").write.parquet(staging)
+            raise RuntimeError("boom")
+    assert rows(lake, "t", "2026-11-27") == [1]
+    assert not os.path.exists(os.path.join(lake.table_path("t"), "_staging", "ds=2026-11-27"))
+
+
+def test_success_marker_and_bundle(spark, lake):
+    path = lake.write_bundle("models/m", "2026-11-27", {"a": spark.createDataFrame([(1,)], "x int")},
+                             files={"metadata.json": "{}"})
+    assert sorted(f for f in os.listdir(path) if not f.startswith(".")) == ["_SUCCESS", "a", "metadata.json"]
+    assert lake.read_text(f"{path}/metadata.json") == "{}"
+    assert os.path.exists(os.path.join(path, "a", "_SUCCESS"))
+
+
+def test_missing_partition_and_bad_ds(lake):
+    with pytest.raises(MissingInputError, match=r"no train data for ds=2026-11-27 .*\(the table is empty\)\. run build"):
+        lake.require_partition("train", "2026-11-27", "run build")
+    with pytest.raises(UserError, match="give the run date as YYYY-MM-DD"):
+        parse_ds("27/11/2026")
+    assert str(parse_ds("2026-11-27")) == "2026-11-27"

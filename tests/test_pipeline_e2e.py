@@ -1,0 +1,114 @@
+"""The nightly pipeline end to end on a tiny generated dataset, with the real stack."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from pyspark.sql import functions as F
+
+from recsys_spark import schemas as S
+from recsys_spark.data.synthetic import write_raw
+from recsys_spark.lake import Lake
+from recsys_spark.nightly import run_nightly, summary
+
+from .conftest import REPO, TEST_CONF, jobs_env
+
+DS = "2026-11-27"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def nightly(spark, tiny_cfg, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("e2e") / "lake")
+    generated = write_raw(tiny_cfg.generate, root, DS)
+    lake = Lake(spark, root)
+    return lake, generated, run_nightly(spark, lake, tiny_cfg, DS, log=lambda *_: None)
+
+
+def test_every_raw_row_is_accounted_for(nightly):
+    _, generated, result = nightly
+    report = result["clean_events"]
+    assert report["input_rows"] == generated["lines"]
+    assert report["duplicates"] == generated["exact_duplicates"]
+    assert report["quarantined"] == report["quarantined_by_reason"]["malformed_json"] == generated["malformed"]
+    assert report["clean"] == generated["events"] - generated["malformed"]
+
+
+def test_mf_beats_popularity(nightly, tiny_cfg):
+    lake, _, result = nightly
+    metrics = {(r[S.MODEL], r[S.METRIC]): r[S.VALUE] for r in lake.read_table(S.METRICS, DS, "").collect()}
+    assert set(metrics) == {("mf", "ndcg@10"), ("mf", "recall@10"), ("popularity", "ndcg@10"), ("popularity", "recall@10")}
+    assert metrics[("mf", "ndcg@10")] > 1.15 * metrics[("popularity", "ndcg@10")]
+    assert metrics[("mf", "recall@10")] > metrics[("popularity", "recall@10")]
+    assert "| mf " in summary(result, DS) and "recommendations/ds=2026-11-27" in summary(result, DS)
+
+
+def test_recommendations_hold_n_distinct_unseen_items(nightly, tiny_cfg, spark):
+    lake, _, result = nightly
+    n = tiny_cfg.score.top_n
+    path = lake.partition_path(S.RECOMMENDATIONS, DS)
+    assert os.path.exists(os.path.join(path, "_SUCCESS"))
+    recs = spark.read.parquet(path)
+    assert recs.schema.fieldNames() == S.RECOMMENDATIONS_SCHEMA.fieldNames()
+    per_user = recs.groupBy(S.USER_ID).agg(
+        F.count(F.lit(1)).alias("n"), F.countDistinct(S.ITEM_ID).alias("distinct"),
+        F.sort_array(F.collect_list(S.RANK)).alias("ranks"),
+    ).collect()
+    assert len(per_user) == result["build_tables"]["n_users"]
+    assert all(r["n"] == n and r["distinct"] == n and r["ranks"] == list(range(1, n + 1)) for r in per_user)
+    seen = (
+        lake.read_table(S.INTERACTIONS, DS, "")
+        .join(lake.read_table(S.USER_VOCAB, DS, ""), S.USER_IDX)
+        .join(lake.read_table(S.ITEM_VOCAB, DS, ""), S.ITEM_IDX)
+        .select(S.USER_ID, S.ITEM_ID)
+    )
+    assert recs.join(seen, [S.USER_ID, S.ITEM_ID]).count() == 0
+    # Scores fall with rank within each user.
+    bad = recs.alias("a").join(recs.alias("b"), [S.USER_ID]).filter(
+        (F.col("a.rank") < F.col("b.rank")) & (F.col("a.score") < F.col("b.score"))).count()
+    assert bad == 0
+    versions = {r[0] for r in recs.select(S.MODEL_VERSION).distinct().collect()}
+    assert versions == {result["train"]["model_version"]}
+
+
+def test_model_export_and_metadata(nightly):
+    lake, _, result = nightly
+    meta = result["train"]
+    assert meta["num_proc"] == 2 and len(meta["epoch_losses"]) == 10
+    assert meta["epoch_losses"][-1] < meta["epoch_losses"][0]
+    path = lake.partition_path(S.model_table("mf"), DS)
+    users = lake.spark.read.parquet(f"{path}/user_embeddings")
+    assert users.count() == meta["n_users"] and len(users.first()[S.EMBEDDING]) == 16 + 1
+    assert meta["config"]["train"]["epochs"] == 10 and meta["ds"] == DS
+
+
+def test_score_runs_under_spark_submit(nightly):
+    lake, _, _ = nightly
+    spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
+    before = os.listdir(lake.partition_path(S.RECOMMENDATIONS, DS))
+    proc = subprocess.run(
+        [spark_submit, "--master", "local[2]", os.path.join(REPO, "jobs", "score.py"), "--ds", DS,
+         "--lake", lake.root, "--conf", TEST_CONF],
+        cwd=REPO, env=jobs_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[score] 1500 recommendations for 300 users" in proc.stdout
+    after = os.listdir(lake.partition_path(S.RECOMMENDATIONS, DS))
+    assert sorted(before) != sorted(after)  # a new set of part files replaced the old one
+
+
+def run_job(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=jobs_env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_jobs_fail_with_one_clear_message(tmp_path):
+    proc = run_job("jobs.build_tables", "--ds", "2026-01-01", "--lake", str(tmp_path), "--conf", TEST_CONF)
+    assert proc.returncode == 2
+    assert "[build_tables] ERROR: no events_clean partition for ds=2026-01-01" in proc.stderr
+    assert "run `python -m jobs.clean_events --ds 2026-01-01" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_job("jobs.train", "--ds", "2026-01-01", "--lake", str(tmp_path), "--set", "train.epoch=3")
+    assert proc.returncode == 2 and "unknown config key(s) ['train.epoch']" in proc.stderr
+    proc = run_job("jobs.score", "--ds", "01/01/2026", "--lake", str(tmp_path))
+    assert proc.returncode == 2 and "give the run date as YYYY-MM-DD" in proc.stderr
