@@ -54,6 +54,7 @@ class GenerateConfig:
     drift_scale: float = 0.6
     duplicate_rate: float = 0.01
     malformed_rate: float = 0.002
+    corrupt_rate: float = 0.0
     files: int = 4
 
 
@@ -65,6 +66,9 @@ class CleanConfig:
     rating_max: float = 5.0
     max_id_length: int = 256
     min_valid_year: int = 2000
+    max_events_per_user_day: int = 2000
+    max_events_per_user_minute: int = 60
+    near_duplicate_window_s: int = 2
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,12 @@ class PipelineConfig:
             problems.append("build.min_items_for_split: must be >= 3 (train, validation and test need one item each)")
         if self.clean.rating_min > self.clean.rating_max:
             problems.append("clean.rating_min must not exceed clean.rating_max")
+        for key in ("duplicate_rate", "malformed_rate", "corrupt_rate"):
+            rate = getattr(self.generate, key)
+            if not 0.0 <= rate < 1.0:
+                problems.append(f"generate.{key}={rate}: must be in [0, 1)")
+        if self.generate.duplicate_rate + self.generate.malformed_rate + self.generate.corrupt_rate >= 1.0:
+            problems.append("generate: duplicate_rate + malformed_rate + corrupt_rate must stay below 1")
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return self

@@ -29,6 +29,7 @@ _NOUNS = ["lamp", "novel", "jacket", "album", "kettle", "serum", "poster", "boar
           "backpack", "candle", "headset", "mug", "blanket", "watch", "notebook"]
 _TYPE_PROBS = np.array([0.55, 0.22, 0.09, 0.06, 0.08])  # view, click, add_to_cart, purchase, rating
 SESSION_GAP_S = 30 * 60
+MIN_GAP_S = 5
 
 
 @dataclass
@@ -103,6 +104,10 @@ def generate_events(cfg: GenerateConfig, ds: str) -> Iterator[Dict[str, object]]
     offsets = rng.integers(0, window_s, size=len(users))
     order = np.lexsort((offsets, users))
     users, offsets = users[order], offsets[order]
+    # Keep a user's events at least MIN_GAP_S apart, so that natural events are never near-duplicates.
+    position = np.arange(len(users)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+    spare_s = window_s - MIN_GAP_S * int(per_user.max())
+    offsets = (offsets * (spare_s / window_s)).astype(np.int64) + MIN_GAP_S * position
     items = _choose_items(rng, world, cfg, users, offsets / window_s)
     types = rng.choice(len(EVENT_TYPES), size=len(users), p=_TYPE_PROBS)
     affinity = np.einsum("ij,ij->i", world.user_factors[users], world.item_factors[items])
@@ -160,34 +165,114 @@ def generate_catalog(cfg: GenerateConfig) -> List[Dict[str, object]]:
     return rows
 
 
+CORRUPTION_KINDS = ("malformed_json", "missing_field", "bad_id", "unknown_event_type", "unparseable_ts",
+                    "ts_out_of_range", "bad_rating", "duplicate_event_id", "near_duplicate", "bot_user")
+
+
+def _corrupt(kind: str, record: Dict[str, object], variant: int, ds: str) -> Dict[str, object]:
+    """A bad version of ``record`` of the given kind (replaces the record)."""
+    bad = dict(record)
+    if kind == "missing_field":
+        del bad[(S.ITEM_ID, S.USER_ID, S.TS)[variant % 3]]
+    elif kind == "bad_id":
+        bad[S.USER_ID] = ("", "u" * 300, "u\u0007bell")[variant % 3].encode().decode("unicode_escape")
+    elif kind == "unknown_event_type":
+        bad[S.EVENT_TYPE] = "hover"
+    elif kind == "unparseable_ts":
+        bad[S.TS] = ("yesterday", "2026-13-45T99:00:00Z", "2026-11-27T10:00:00")[variant % 3]
+    elif kind == "ts_out_of_range":
+        future = (dt.date.fromisoformat(ds) + dt.timedelta(days=3)).isoformat()
+        bad[S.TS] = ("1999-06-01T00:00:00Z", f"{future}T00:00:00Z")[variant % 2]
+    elif kind == "bad_rating":
+        bad[S.EVENT_TYPE], bad[S.RATING] = "rating", (11, -1, "five")[variant % 3]
+    return bad
+
+
+def generate_raw_lines(cfg: GenerateConfig, ds: str):
+    """Raw JSON lines for ``ds`` and, for each line, its expected cleaning outcome ``(outcome, reason)``.
+
+    Mixed in, as real collectors produce them: exact duplicate lines (``duplicate_rate``), truncated lines
+    (``malformed_rate``), and with ``corrupt_rate`` > 0 every kind in :data:`CORRUPTION_KINDS` in equal
+    shares, replacing good events (row rules) or added beside them (re-used ids, near-duplicates, bots).
+    """
+    rng = np.random.default_rng([cfg.seed, int(ds.replace("-", "")), 2])
+    lines: List[str] = []
+    labels: List[tuple] = []
+    n_events = 0
+
+    def emit(record, label):
+        lines.append(json.dumps(record, separators=(",", ":")))
+        labels.append(label)
+
+    bot_quota = 0
+    for n, record in enumerate(generate_events(cfg, ds)):
+        n_events += 1
+        draw = rng.uniform()
+        if draw < cfg.corrupt_rate:
+            kind = CORRUPTION_KINDS[n % len(CORRUPTION_KINDS)]
+            if kind == "malformed_json":
+                line = json.dumps(record, separators=(",", ":"))
+                lines.append(line[: len(line) // 2])
+                labels.append(("quarantined", kind))
+            elif kind == "duplicate_event_id":
+                emit(record, ("clean", None))
+                later = dict(record, item_id=item_id((int(record[S.ITEM_ID][1:]) + 1) % cfg.n_items),
+                             ts=_shift_ts(record[S.TS], 3600))
+                emit(later, ("quarantined", kind))
+            elif kind == "near_duplicate":
+                emit(record, ("clean", None))
+                emit(dict(record, event_id=f"{record[S.EVENT_ID]}-again", ts=_shift_ts(record[S.TS], 1)),
+                     ("quarantined", kind))
+            elif kind == "bot_user":
+                emit(record, ("clean", None))
+                bot_quota += 1
+            else:
+                emit(_corrupt(kind, record, n // len(CORRUPTION_KINDS), ds), ("quarantined", kind))
+        elif draw < cfg.corrupt_rate + cfg.malformed_rate:
+            line = json.dumps(record, separators=(",", ":"))
+            lines.append(line[: max(1, len(line) // 2)])
+            labels.append(("quarantined", "malformed_json"))
+        else:
+            emit(record, ("clean", None))
+            if draw < cfg.corrupt_rate + cfg.malformed_rate + cfg.duplicate_rate:
+                emit(record, ("duplicate", None))
+    # Bots: bursts of 100 events in 25 seconds (far above a person's rate), one bot per 100 bot draws.
+    bot_start = int((dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)).timestamp()) + 3600
+    for b in range(-(-bot_quota // 100)):
+        for k in range(100):
+            emit({S.EVENT_ID: f"bot{b}-{k}", S.USER_ID: f"bot{b:04d}", S.ITEM_ID: item_id(k % cfg.n_items),
+                  S.EVENT_TYPE: "view", S.RATING: None,
+                  S.TS: _format_ts(bot_start + 600 * b + k // 4, 0, 0), S.SESSION_ID: f"bot{b}"},
+                 ("quarantined", "bot_user"))
+    return lines, labels, n_events
+
+
+def _shift_ts(ts, seconds: int) -> str:
+    if isinstance(ts, int):
+        epoch_s = ts // 1000
+    else:
+        epoch_s = int(dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
+    return _format_ts(epoch_s + seconds, 0, 0)
+
+
 def write_raw(cfg: GenerateConfig, lake_root: str, ds: str) -> Dict[str, object]:
     """Writes ``raw_events/ds=<ds>/part-*.jsonl`` and ``raw_items/ds=<ds>/items.jsonl`` atomically.
 
-    Exact duplicate lines (``duplicate_rate``) and truncated, unparseable lines (``malformed_rate``) are
-    mixed in, as real collectors produce them. Returns counts of what was written.
+    Returns counts of what was written, including the expected cleaning outcome of every line.
     """
     if "://" in lake_root:
         raise UserError("the synthetic generator writes to a local lake only; generate locally, then copy")
-    rng = np.random.default_rng([cfg.seed, int(ds.replace("-", "")), 2])
-    lines: List[str] = []
-    n_events = n_dupes = n_malformed = 0
-    for record in generate_events(cfg, ds):
-        n_events += 1
-        line = json.dumps(record, separators=(",", ":"))
-        draw = rng.uniform()
-        if draw < cfg.malformed_rate:
-            lines.append(line[: max(1, len(line) // 2)])
-            n_malformed += 1
-            continue
-        lines.append(line)
-        if draw < cfg.malformed_rate + cfg.duplicate_rate:
-            lines.append(line)
-            n_dupes += 1
+    lines, labels, n_events = generate_raw_lines(cfg, ds)
     _write_lines_atomically(os.path.join(lake_root, S.RAW_EVENTS, f"ds={ds}"), lines, cfg.files, "part")
     catalog = [json.dumps(r, separators=(",", ":")) for r in generate_catalog(cfg)]
     _write_lines_atomically(os.path.join(lake_root, S.RAW_ITEMS, f"ds={ds}"), catalog, 1, "items")
-    return {"events": n_events, "lines": len(lines), "exact_duplicates": n_dupes, "malformed": n_malformed,
-            "items": len(catalog)}
+    expected: Dict[str, int] = {}
+    for outcome, reason in labels:
+        key = reason or outcome
+        expected[key] = expected.get(key, 0) + 1
+    return {"events": n_events, "lines": len(lines), "items": len(catalog),
+            "exact_duplicates": expected.get("duplicate", 0), "malformed": expected.get("malformed_json", 0),
+            "expected": expected}
 
 
 def _write_lines_atomically(final_dir: str, lines: List[str], files: int, stem: str) -> None:

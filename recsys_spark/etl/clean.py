@@ -26,7 +26,11 @@ UNKNOWN_EVENT_TYPE = "unknown_event_type"
 UNPARSEABLE_TS = "unparseable_ts"
 TS_OUT_OF_RANGE = "ts_out_of_range"
 BAD_RATING = "bad_rating"
-REASONS = (MALFORMED_JSON, MISSING_FIELD, BAD_ID, UNKNOWN_EVENT_TYPE, UNPARSEABLE_TS, TS_OUT_OF_RANGE, BAD_RATING)
+DUPLICATE_EVENT_ID = "duplicate_event_id"
+NEAR_DUPLICATE = "near_duplicate"
+BOT_USER = "bot_user"
+REASONS = (MALFORMED_JSON, MISSING_FIELD, BAD_ID, UNKNOWN_EVENT_TYPE, UNPARSEABLE_TS, TS_OUT_OF_RANGE, BAD_RATING,
+           DUPLICATE_EVENT_ID, NEAR_DUPLICATE, BOT_USER)
 
 OUTCOME = "_outcome"
 CLEAN, QUARANTINED, DUPLICATE = "clean", "quarantined", "duplicate"
@@ -104,24 +108,77 @@ def with_reason(df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
     return df.withColumn(S.REASON, reason)
 
 
-def with_outcome(df: DataFrame) -> DataFrame:
-    """Adds ``_outcome``: quarantined rows keep it; of identical valid events the first is clean."""
+_VALID = "_is_valid"
+_EXACT_COPY = "_is_exact_copy"
+
+
+def _refresh_valid(df: DataFrame) -> DataFrame:
+    return df.withColumn(_VALID, F.col(S.REASON).isNull() & ~F.col(_EXACT_COPY))
+
+
+def with_exact_copies(df: DataFrame) -> DataFrame:
+    """Marks ``_is_exact_copy``: a valid event identical to an earlier line (the first copy stays)."""
     key = [S.EVENT_ID, S.USER_ID, S.ITEM_ID, "_event_type", "_rating", S.EVENT_TS, S.SESSION_ID]
-    first_copy = Window.partitionBy(*key).orderBy(_ROW_ID)
-    valid = F.col(S.REASON).isNull()
-    copy_no = F.when(valid, F.row_number().over(first_copy))
+    first_copy = Window.partitionBy(F.col(S.REASON).isNull(), *key).orderBy(_ROW_ID)
+    is_copy = F.col(S.REASON).isNull() & (F.row_number().over(first_copy) > 1)
+    return df.withColumn(_EXACT_COPY, is_copy).transform(_refresh_valid)
+
+
+def _flag(df: DataFrame, condition: Column, reason: str) -> DataFrame:
+    """Sets ``reason`` where a still-valid row meets ``condition``."""
+    df = df.withColumn(S.REASON, F.when(F.col(_VALID) & condition, F.lit(reason)).otherwise(F.col(S.REASON)))
+    return df.transform(_refresh_valid)
+
+
+def with_duplicate_event_ids(df: DataFrame) -> DataFrame:
+    """Quarantines a valid event whose ``event_id`` an earlier (by event time), different event already has."""
+    earlier = Window.partitionBy(F.col(_VALID), F.col(S.EVENT_ID)).orderBy(S.EVENT_TS, _ROW_ID)
+    return _flag(df, F.row_number().over(earlier) > 1, DUPLICATE_EVENT_ID)
+
+
+def with_near_duplicates(df: DataFrame, window_s: int) -> DataFrame:
+    """Quarantines a valid event repeating the user's previous (user, item, type) within ``window_s``."""
+    previous = Window.partitionBy(F.col(_VALID), S.USER_ID, S.ITEM_ID, "_event_type").orderBy(S.EVENT_TS, _ROW_ID)
+    gap_s = F.col(S.EVENT_TS).cast("double") - F.lag(F.col(S.EVENT_TS).cast("double")).over(previous)
+    return _flag(df, F.coalesce(gap_s <= window_s, F.lit(False)), NEAR_DUPLICATE)
+
+
+def with_bot_users(df: DataFrame, max_per_day: int, max_per_minute: int) -> DataFrame:
+    """Quarantines every valid event of a user on a UTC day where the user exceeds either rate."""
+    day = F.to_date(S.EVENT_TS)
+    per_day = F.count(F.lit(1)).over(Window.partitionBy(F.col(_VALID), S.USER_ID, day))
+    per_minute = F.count(F.lit(1)).over(
+        Window.partitionBy(F.col(_VALID), S.USER_ID, F.date_trunc("minute", S.EVENT_TS)))
+    df = df.withColumn("_minute_rate", per_minute).withColumn(
+        "_busiest_minute", F.max("_minute_rate").over(Window.partitionBy(F.col(_VALID), S.USER_ID, day)))
+    is_bot = (per_day > max_per_day) | (F.col("_busiest_minute") > max_per_minute)
+    return _flag(df, is_bot, BOT_USER).drop("_minute_rate", "_busiest_minute")
+
+
+def with_outcome(df: DataFrame) -> DataFrame:
+    """Adds ``_outcome``: clean, quarantined (``reason`` set) or duplicate (an exact copy)."""
     return df.withColumn(
         OUTCOME,
-        F.when(~valid, F.lit(QUARANTINED)).when(copy_no == 1, F.lit(CLEAN)).otherwise(F.lit(DUPLICATE)),
+        F.when(F.col(S.REASON).isNotNull(), F.lit(QUARANTINED))
+        .when(F.col(_EXACT_COPY), F.lit(DUPLICATE))
+        .otherwise(F.lit(CLEAN)),
     )
 
 
 def classify(raw_df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
-    """raw text lines -> every line with its typed fields, ``reason`` and ``_outcome``."""
+    """raw text lines -> every line with its typed fields, ``reason`` and ``_outcome``.
+
+    Row rules come first (format, fields, ids, type, time, rating); then, among the rows still valid,
+    exact copies, re-used event ids, near-duplicates and bot users, in that order.
+    """
     return (
         raw_df.withColumn(_ROW_ID, F.monotonically_increasing_id())
         .transform(with_parsed_fields)
         .transform(with_reason, cfg, ds)
+        .transform(with_exact_copies)
+        .transform(with_duplicate_event_ids)
+        .transform(with_near_duplicates, cfg.near_duplicate_window_s)
+        .transform(with_bot_users, cfg.max_events_per_user_day, cfg.max_events_per_user_minute)
         .transform(with_outcome)
     )
 

@@ -119,3 +119,20 @@ def test_run_clean_events_writes_tables_and_report(spark, lake, tmp_path):
 def test_missing_input_says_what_to_do(spark, lake):
     with pytest.raises(MissingInputError, match=r"no raw events for ds=2026-01-01.*jobs.generate.*--input"):
         C.run_clean_events(spark, lake, CleanConfig(), "2026-01-01")
+
+
+def test_every_injected_corruption_is_quarantined_under_its_reason(spark):
+    from collections import Counter
+
+    from recsys_spark.config import GenerateConfig
+    from recsys_spark.data.synthetic import CORRUPTION_KINDS, generate_raw_lines
+
+    cfg = GenerateConfig(seed=5, n_users=150, n_items=60, mean_events_per_user=20, corrupt_rate=0.05,
+                         duplicate_rate=0.02, malformed_rate=0.0)
+    lines, labels, _ = generate_raw_lines(cfg, DS)
+    assert {reason for _, reason in labels} >= set(CORRUPTION_KINDS)
+    raw_df = spark.createDataFrame([(line,) for line in lines], "value string")
+    got = Counter((r["value"], r[C.OUTCOME], r[S.REASON])
+                  for r in C.classify(raw_df, CleanConfig(), DS).select("value", C.OUTCOME, S.REASON).collect())
+    expected = Counter((line, outcome, reason) for line, (outcome, reason) in zip(lines, labels))
+    assert got == expected  # every bad row under the right reason, no good row lost or flagged
