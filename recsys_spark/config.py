@@ -86,6 +86,13 @@ class BuildConfig:
         }
     )
     min_items_for_split: int = 3
+    split_mode: str = "leave_last_out"
+    test_days: int = 1
+    validation_days: int = 1
+    sequence_length: int = 50
+    cooccurrence_top_k: int = 20
+    cooccurrence_max_items_per_user: int = 100
+    title_hash_features: int = 1024
     train_files_per_rank: int = 2
     train_row_group_mb: int = 8
 
@@ -177,6 +184,12 @@ class PipelineConfig:
         for key, value in positive.items():
             if value <= 0:
                 problems.append(f"{key}={value}: must be > 0")
+        if self.build.split_mode not in ("leave_last_out", "time_cut"):
+            problems.append(f"build.split_mode={self.build.split_mode!r}: use 'leave_last_out' or 'time_cut'")
+        for key in ("test_days", "validation_days", "sequence_length", "cooccurrence_top_k",
+                    "cooccurrence_max_items_per_user", "title_hash_features", "train_row_group_mb"):
+            if getattr(self.build, key) <= 0:
+                problems.append(f"build.{key}={getattr(self.build, key)}: must be > 0")
         if self.build.min_items_for_split < 3:
             problems.append("build.min_items_for_split: must be >= 3 (train, validation and test need one item each)")
         if self.clean.rating_min > self.clean.rating_max:

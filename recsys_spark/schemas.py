@@ -20,6 +20,11 @@ TRAIN = "train"
 VALIDATION = "validation"
 TEST = "test"
 GRAPH_EDGES = "graph_edges"
+GRAPH_DEGREES = "graph_degrees"
+ITEM_COOCCURRENCE = "item_cooccurrence"
+SEQUENCES = "sequences"
+ITEM_FEATURES = "item_features"
+RAW_USERS = "raw_users"
 METRICS = "metrics"
 RECOMMENDATIONS = "recommendations"
 REPORTS = "_reports"
@@ -47,7 +52,7 @@ ITEM_IDX = "item_idx"
 FIRST_DS = "first_ds"
 WEIGHT = "weight"
 EVENT_COUNT = "event_count"
-MAX_RATING = "max_rating"
+LAST_RATING = "last_rating"
 FIRST_TS = "first_ts"
 LAST_TS = "last_ts"
 SPLIT = "split"
@@ -62,6 +67,26 @@ VALUE = "value"
 N_USERS = "n_users"
 
 SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST = "train", "validation", "test"
+HISTORY = "history"
+HISTORY_LENGTH = "history_length"
+VALIDATION_ITEMS = "validation_items"
+TEST_ITEMS = "test_items"
+NODE_TYPE = "node_type"
+NODE_IDX = "node_idx"
+DEGREE = "degree"
+NEIGHBOR_IDX = "neighbor_idx"
+COUNT = "count"
+TITLE = "title"
+CATEGORY = "category"
+CATEGORIES = "categories"
+TAGS = "tags"
+PRICE = "price"
+CATEGORY_MULTI_HOT = "category_multi_hot"
+TAG_IDS = "tag_ids"
+TITLE_TFIDF_INDICES = "title_tfidf_indices"
+TITLE_TFIDF_VALUES = "title_tfidf_values"
+TRAIN_USERS = "train_users"
+PAD_ITEM = -1  # left padding of sequences
 
 # ---- schemas ------------------------------------------------------------------------------------------
 RAW_FIELDS = (EVENT_ID, USER_ID, ITEM_ID, EVENT_TYPE, RATING, TS, SESSION_ID)
@@ -113,7 +138,7 @@ INTERACTIONS_SCHEMA = T.StructType(
         T.StructField(ITEM_IDX, T.IntegerType(), False),
         T.StructField(WEIGHT, T.FloatType(), False),
         T.StructField(EVENT_COUNT, T.IntegerType(), False),
-        T.StructField(MAX_RATING, T.DoubleType(), True),
+        T.StructField(LAST_RATING, T.DoubleType(), True),
         T.StructField(FIRST_TS, T.TimestampType(), False),
         T.StructField(LAST_TS, T.TimestampType(), False),
         T.StructField(SPLIT, T.StringType(), False),
@@ -173,3 +198,54 @@ EMBEDDINGS_SCHEMAS = {
         ]
     ),
 }
+
+SEQUENCES_SCHEMA = T.StructType(
+    [
+        T.StructField(USER_IDX, T.IntegerType(), False),
+        T.StructField(HISTORY, T.ArrayType(T.IntegerType(), False), False),
+        T.StructField(HISTORY_LENGTH, T.IntegerType(), False),
+        T.StructField(VALIDATION_ITEMS, T.ArrayType(T.IntegerType(), False), False),
+        T.StructField(TEST_ITEMS, T.ArrayType(T.IntegerType(), False), False),
+    ]
+)
+
+GRAPH_DEGREES_SCHEMA = T.StructType(
+    [
+        T.StructField(NODE_TYPE, T.StringType(), False),
+        T.StructField(NODE_IDX, T.IntegerType(), False),
+        T.StructField(DEGREE, T.IntegerType(), False),
+    ]
+)
+
+ITEM_COOCCURRENCE_SCHEMA = T.StructType(
+    [
+        T.StructField(ITEM_IDX, T.IntegerType(), False),
+        T.StructField(NEIGHBOR_IDX, T.IntegerType(), False),
+        T.StructField(COUNT, T.IntegerType(), False),
+        T.StructField(RANK, T.IntegerType(), False),
+    ]
+)
+
+# What the raw item catalog (JSON lines) may hold; ``category`` (one) and ``categories`` (many) both count.
+RAW_ITEM_SCHEMA = T.StructType(
+    [
+        T.StructField(ITEM_ID, T.StringType(), True),
+        T.StructField(TITLE, T.StringType(), True),
+        T.StructField(CATEGORY, T.StringType(), True),
+        T.StructField(CATEGORIES, T.ArrayType(T.StringType(), True), True),
+        T.StructField(TAGS, T.ArrayType(T.StringType(), True), True),
+        T.StructField(PRICE, T.DoubleType(), True),
+    ]
+)
+
+ITEM_FEATURES_SCHEMA = T.StructType(
+    [
+        T.StructField(ITEM_IDX, T.IntegerType(), False),
+        T.StructField(CATEGORY_MULTI_HOT, T.ArrayType(T.FloatType(), False), False),
+        T.StructField(TAG_IDS, T.ArrayType(T.IntegerType(), False), False),
+        T.StructField(TITLE_TFIDF_INDICES, T.ArrayType(T.IntegerType(), False), False),
+        T.StructField(TITLE_TFIDF_VALUES, T.ArrayType(T.FloatType(), False), False),
+        T.StructField(PRICE, T.FloatType(), True),
+        T.StructField(TRAIN_USERS, T.IntegerType(), False),
+    ]
+)

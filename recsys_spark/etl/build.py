@@ -1,4 +1,9 @@
-"""From clean events to model-ready tables: stable id vocabularies, interactions, time splits, graph edges."""
+"""From clean events to model-ready tables: stable id vocabularies, interactions and leakage-free splits.
+
+Splits cut time per user (leave-last-out) or globally (time cut). Train interactions are aggregated only
+from events at or before the cut, and every derived table (sequences, graph, item statistics) is built
+from train alone, so nothing from validation or test reaches what a model learns from.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from recsys_spark import schemas as S
 from recsys_spark.config import BuildConfig, TrainConfig
 from recsys_spark.errors import MissingInputError
 
+CUTOFF = "_cutoff_ts"  # last instant whose events may feed train, per user; NULL = no held-out items
 
-def filter_latest_copy_of_event(events_df: DataFrame) -> DataFrame:
+
+def filter_first_delivery(events_df: DataFrame) -> DataFrame:
     """Keeps one row per ``event_id`` across days (the earliest delivery), as re-sent logs repeat."""
     first = Window.partitionBy(S.EVENT_ID).orderBy(F.col(S.DS), F.col(S.EVENT_TS))
     return events_df.withColumn("_copy", F.row_number().over(first)).filter(F.col("_copy") == 1).drop("_copy")
@@ -46,94 +53,121 @@ def extend_vocab(events_df: DataFrame, previous_vocab_df: Optional[DataFrame], i
     return previous_vocab_df.select(id_col, idx_col, S.FIRST_DS).unionByName(appended_df)
 
 
-def with_event_weight(events_df: DataFrame, event_weights: Dict[str, float]) -> DataFrame:
+def with_indices(events_df: DataFrame, user_vocab_df: DataFrame, item_vocab_df: DataFrame,
+                 event_weights: Dict[str, float]) -> DataFrame:
+    """Adds ``user_idx``, ``item_idx`` and the event's implicit ``weight`` (by event type)."""
     pairs = []
     for name, weight in sorted(event_weights.items()):
         pairs += [F.lit(name), F.lit(float(weight))]
-    return events_df.withColumn(S.WEIGHT, F.create_map(*pairs)[F.col(S.EVENT_TYPE)])
-
-
-def aggregate_interactions(events_df: DataFrame, user_vocab_df: DataFrame, item_vocab_df: DataFrame,
-                           event_weights: Dict[str, float]) -> DataFrame:
-    """One row per user-item pair: summed event weight, event count, max rating, first and last time."""
     return (
-        events_df.transform(with_event_weight, event_weights)
+        events_df.withColumn(S.WEIGHT, F.create_map(*pairs)[F.col(S.EVENT_TYPE)])
         .join(user_vocab_df.select(S.USER_ID, S.USER_IDX), on=S.USER_ID)
         .join(item_vocab_df.select(S.ITEM_ID, S.ITEM_IDX), on=S.ITEM_ID)
-        .groupBy(S.USER_IDX, S.ITEM_IDX)
-        .agg(
-            F.sum(S.WEIGHT).cast("float").alias(S.WEIGHT),
-            F.count(F.lit(1)).cast("int").alias(S.EVENT_COUNT),
-            F.max(S.RATING).alias(S.MAX_RATING),
-            F.min(S.EVENT_TS).alias(S.FIRST_TS),
-            F.max(S.EVENT_TS).alias(S.LAST_TS),
-        )
     )
 
 
-def with_leave_last_out_split(interactions_df: DataFrame, min_items_for_split: int) -> DataFrame:
-    """Adds ``split``: per user, the item first met last is test, the one before it validation.
+def aggregate_pairs(indexed_events_df: DataFrame) -> DataFrame:
+    """One row per user-item pair: summed weight, event count, latest rating, first and last time."""
+    return indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(
+        F.sum(S.WEIGHT).cast("float").alias(S.WEIGHT),
+        F.count(F.lit(1)).cast("int").alias(S.EVENT_COUNT),
+        F.max_by(S.RATING, F.when(F.col(S.RATING).isNotNull(), F.col(S.EVENT_TS))).alias(S.LAST_RATING),
+        F.min(S.EVENT_TS).alias(S.FIRST_TS),
+        F.max(S.EVENT_TS).alias(S.LAST_TS),
+    )
 
-    Users with fewer than ``min_items_for_split`` items keep everything in train. Ties on time are
-    broken by item index so the split is deterministic.
+
+def with_leave_last_out_split(pairs_df: DataFrame, min_items_for_split: int) -> DataFrame:
+    """Adds ``split`` and the user's cut-off: the item first met last is test, the one before validation.
+
+    The cut-off is the validation item's first time: train keeps only events up to it. Users with fewer
+    than ``min_items_for_split`` items keep everything in train (no cut-off). Ties on time are broken by
+    item index so the split is deterministic.
     """
     latest_first = Window.partitionBy(S.USER_IDX).orderBy(F.col(S.FIRST_TS).desc(), F.col(S.ITEM_IDX).desc())
     per_user = Window.partitionBy(S.USER_IDX)
     position = F.row_number().over(latest_first)
-    n_items = F.count(F.lit(1)).over(per_user)
+    has_split = F.count(F.lit(1)).over(per_user) >= min_items_for_split
     split = (
-        F.when((n_items >= min_items_for_split) & (position == 1), F.lit(S.SPLIT_TEST))
-        .when((n_items >= min_items_for_split) & (position == 2), F.lit(S.SPLIT_VALIDATION))
+        F.when(has_split & (position == 1), F.lit(S.SPLIT_TEST))
+        .when(has_split & (position == 2), F.lit(S.SPLIT_VALIDATION))
         .otherwise(F.lit(S.SPLIT_TRAIN))
     )
-    return interactions_df.withColumn(S.SPLIT, split)
+    df = pairs_df.withColumn(S.SPLIT, split)
+    validation_ts = F.max(F.when(F.col(S.SPLIT) == S.SPLIT_VALIDATION, F.col(S.FIRST_TS))).over(per_user)
+    return df.withColumn(CUTOFF, validation_ts)
+
+
+def time_cut_bounds(ds: str, test_days: int, validation_days: int):
+    """(validation_start, test_start) as naive UTC datetimes: the last days of the window up to ds."""
+    end = dt.datetime.fromisoformat(ds) + dt.timedelta(days=1)
+    test_start = end - dt.timedelta(days=test_days)
+    return test_start - dt.timedelta(days=validation_days), test_start
+
+
+def with_time_cut_split(pairs_df: DataFrame, validation_start: dt.datetime, test_start: dt.datetime) -> DataFrame:
+    """Adds ``split`` by the pair's first time against global cut times; train keeps events before them."""
+    first = F.col(S.FIRST_TS)
+    split = (
+        F.when(first >= F.lit(test_start), F.lit(S.SPLIT_TEST))
+        .when(first >= F.lit(validation_start), F.lit(S.SPLIT_VALIDATION))
+        .otherwise(F.lit(S.SPLIT_TRAIN))
+    )
+    last_train_instant = validation_start - dt.timedelta(microseconds=1)
+    return pairs_df.withColumn(S.SPLIT, split).withColumn(CUTOFF, F.lit(last_train_instant).cast("timestamp"))
+
+
+def leakage_free_interactions(indexed_events_df: DataFrame, split_pairs_df: DataFrame) -> DataFrame:
+    """Train rows re-aggregated from events up to each user's cut-off; validation/test rows as they are."""
+    train_keys = split_pairs_df.filter(F.col(S.SPLIT) == S.SPLIT_TRAIN).select(S.USER_IDX, S.ITEM_IDX, CUTOFF)
+    train_events = indexed_events_df.join(train_keys, on=[S.USER_IDX, S.ITEM_IDX]).filter(
+        F.col(CUTOFF).isNull() | (F.col(S.EVENT_TS) <= F.col(CUTOFF))
+    )
+    train_df = aggregate_pairs(train_events).withColumn(S.SPLIT, F.lit(S.SPLIT_TRAIN))
+    held_out_df = split_pairs_df.filter(F.col(S.SPLIT) != S.SPLIT_TRAIN).drop(CUTOFF)
+    return train_df.unionByName(held_out_df).select(*S.INTERACTIONS_SCHEMA.fieldNames())
 
 
 def select_pairs(interactions_df: DataFrame, split: str) -> DataFrame:
     return interactions_df.filter(F.col(S.SPLIT) == split).select(S.USER_IDX, S.ITEM_IDX, S.WEIGHT)
 
 
-def graph_edges(train_df: DataFrame) -> DataFrame:
-    """User-item edges of the train graph with symmetric normalised weight 1/sqrt(deg_u * deg_i)."""
-    deg_u = F.count(F.lit(1)).over(Window.partitionBy(S.USER_IDX))
-    deg_i = F.count(F.lit(1)).over(Window.partitionBy(S.ITEM_IDX))
-    return train_df.select(
-        S.USER_IDX, S.ITEM_IDX, (F.lit(1.0) / F.sqrt(deg_u * deg_i)).cast("float").alias(S.WEIGHT)
-    )
-
-
 def lookback_start(ds: str, lookback_days: int) -> str:
     return (dt.date.fromisoformat(ds) - dt.timedelta(days=lookback_days - 1)).isoformat()
 
 
+def split_pairs(pairs_df: DataFrame, cfg: BuildConfig, ds: str) -> DataFrame:
+    if cfg.split_mode == "time_cut":
+        return with_time_cut_split(pairs_df, *time_cut_bounds(ds, cfg.test_days, cfg.validation_days))
+    return with_leave_last_out_split(pairs_df, cfg.min_items_for_split)
+
+
 def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: str) -> Dict:
-    """Builds vocabularies, interactions, splits and graph edges for ``ds`` from the look-back window."""
+    """Builds vocabularies, interactions, splits, sequences, graph and item features for ``ds``."""
+    from recsys_spark.etl import features
+
     first_ds = lookback_start(ds, cfg.lookback_days)
     if not lake.has_partition(S.EVENTS_CLEAN, ds):
         raise MissingInputError(
             f"no {S.EVENTS_CLEAN} partition for ds={ds} at {lake.partition_path(S.EVENTS_CLEAN, ds)}: "
             f"run `python -m jobs.clean_events --ds {ds} --lake {lake.root}` first."
         )
-    events_df = lake.read_window(S.EVENTS_CLEAN, first_ds, ds).transform(filter_latest_copy_of_event).persist()
+    events_df = lake.read_window(S.EVENTS_CLEAN, first_ds, ds).transform(filter_first_delivery).persist()
 
     vocabs = {}
     for table, id_col, idx_col in ((S.USER_VOCAB, S.USER_ID, S.USER_IDX), (S.ITEM_VOCAB, S.ITEM_ID, S.ITEM_IDX)):
         previous_ds = lake.latest_partition_before(table, ds)
         previous_df = lake.read_table(table, previous_ds, "") if previous_ds else None
-        vocab_df = extend_vocab(events_df, previous_df, id_col, idx_col, ds)
-        lake.write_table(vocab_df, table, ds, files=1)
+        lake.write_table(extend_vocab(events_df, previous_df, id_col, idx_col, ds), table, ds, files=1)
         vocabs[table] = lake.read_table(table, ds, "")
 
-    interactions_df = (
-        aggregate_interactions(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights)
-        .transform(with_leave_last_out_split, cfg.min_items_for_split)
-        .select(*S.INTERACTIONS_SCHEMA.fieldNames())
-    )
-    lake.write_table(interactions_df, S.INTERACTIONS, ds)
+    indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights)
+    split_df = split_pairs(aggregate_pairs(indexed_df), cfg, ds)
+    lake.write_table(leakage_free_interactions(indexed_df, split_df), S.INTERACTIONS, ds)
     events_df.unpersist()
     interactions_df = lake.read_table(S.INTERACTIONS, ds, "")
 
-    # Equal-sized files, a multiple of the number of ranks, so that Petastorm shards evenly.
+    # Equal-sized files (round-robin), a multiple of the number of ranks, so that Petastorm shards evenly.
     train_files = train_cfg.num_proc * cfg.train_files_per_rank
     lake.write_table(
         select_pairs(interactions_df, S.SPLIT_TRAIN), S.TRAIN, ds,
@@ -142,7 +176,19 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
     lake.write_table(select_pairs(interactions_df, S.SPLIT_VALIDATION), S.VALIDATION, ds, files=1)
     lake.write_table(select_pairs(interactions_df, S.SPLIT_TEST), S.TEST, ds, files=1)
     train_df = lake.read_table(S.TRAIN, ds, "")
-    lake.write_table(graph_edges(train_df), S.GRAPH_EDGES, ds, files=train_cfg.num_proc)
+    lake.write_table(features.sequences(interactions_df, cfg.sequence_length), S.SEQUENCES, ds)
+    lake.write_table(features.graph_edges(train_df), S.GRAPH_EDGES, ds, files=train_cfg.num_proc)
+    lake.write_table(features.graph_degrees(train_df), S.GRAPH_DEGREES, ds, files=1)
+    lake.write_table(
+        features.item_cooccurrence(interactions_df, cfg.cooccurrence_top_k, cfg.cooccurrence_max_items_per_user),
+        S.ITEM_COOCCURRENCE, ds,
+    )
+    catalog_ds = lake.latest_partition_before(S.RAW_ITEMS, _next_day(ds))
+    catalog_df = features.read_catalog(spark, lake.partition_path(S.RAW_ITEMS, catalog_ds)) if catalog_ds else None
+    lake.write_table(
+        features.item_features(vocabs[S.ITEM_VOCAB], train_df, catalog_df, cfg.title_hash_features),
+        S.ITEM_FEATURES, ds, files=1,
+    )
 
     counts = {
         r[S.SPLIT]: r["n"]
@@ -151,9 +197,15 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
     report = {
         "ds": ds,
         "window": [first_ds, ds],
+        "split_mode": cfg.split_mode,
         "n_users": vocabs[S.USER_VOCAB].count(),
         "n_items": vocabs[S.ITEM_VOCAB].count(),
         "pairs_by_split": counts,
+        "catalog_ds": catalog_ds,
     }
     lake.write_json(f"{S.REPORTS}/build_tables", ds, "report.json", report)
     return report
+
+
+def _next_day(ds: str) -> str:
+    return (dt.date.fromisoformat(ds) + dt.timedelta(days=1)).isoformat()

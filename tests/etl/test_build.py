@@ -9,6 +9,7 @@ from recsys_spark import schemas as S
 from recsys_spark.config import BuildConfig, TrainConfig
 from recsys_spark.errors import MissingInputError
 from recsys_spark.etl import build as B
+from recsys_spark.etl import features as F_
 
 D1, D2 = "2026-11-26", "2026-11-27"
 
@@ -52,6 +53,7 @@ def test_interactions_split_and_graph(spark):
         ("e4", "u1", "i3", "click", None, t(23, 1), None, D2),
         ("e5", "u2", "i1", "view", None, t(20, 1), None, D2),
         ("e6", "u2", "i3", "view", None, t(21, 1), None, D2),
+        ("e7", "u1", "i1", "click", None, t(24, 1), None, D2),  # after u1's cut-off: must not reach train
         (None, None, None, None, None, None, None, None),  # a null row never matches a vocabulary
     ]
     schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in S.EVENTS_CLEAN_SCHEMA.fields]
@@ -59,11 +61,11 @@ def test_interactions_split_and_graph(spark):
     events_df = spark.createDataFrame(rows, schema)
     users = spark.createDataFrame([("u1", 0, D2), ("u2", 1, D2)], S.VOCAB_SCHEMAS[S.USER_VOCAB])
     items = spark.createDataFrame([("i1", 0, D2), ("i2", 1, D2), ("i3", 2, D2)], S.VOCAB_SCHEMAS[S.ITEM_VOCAB])
-    interactions = B.aggregate_interactions(events_df, users, items, BuildConfig().event_weights).transform(
-        B.with_leave_last_out_split, 3)
+    indexed = B.with_indices(events_df, users, items, BuildConfig().event_weights)
+    interactions = B.leakage_free_interactions(indexed, B.aggregate_pairs(indexed).transform(B.with_leave_last_out_split, 3))
     expected = spark.createDataFrame(
         [
-            (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), "train"),   # view 1 + purchase 5
+            (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), "train"),   # view 1 + purchase 5; the day-24 click is cut
             (0, 1, 4.0, 1, 4.0, t(22, 1), t(22, 1), "validation"),
             (0, 2, 2.0, 1, None, t(23, 1), t(23, 1), "test"),
             (1, 0, 1.0, 1, None, t(20, 1), t(20, 1), "train"),   # u2 has 2 items < 3: all train
@@ -75,7 +77,7 @@ def test_interactions_split_and_graph(spark):
     assert_df_equality(got, expected, ignore_nullable=True)
 
     train = B.select_pairs(interactions, S.SPLIT_TRAIN)
-    edges = {(r[S.USER_IDX], r[S.ITEM_IDX]): r[S.WEIGHT] for r in B.graph_edges(train).collect()}
+    edges = {(r[S.USER_IDX], r[S.ITEM_IDX]): r[S.WEIGHT] for r in F_.graph_edges(train).collect()}
     # deg(u1)=1, deg(u2)=2, deg(i1)=2, deg(i3)=1
     assert edges == pytest.approx({(0, 0): 1 / 2 ** 0.5, (1, 0): 1 / 2.0, (1, 2): 1 / 2 ** 0.5})
 
@@ -86,7 +88,7 @@ def test_duplicate_event_ids_across_days_are_kept_once(spark):
         ("e1", "u1", "i1", "view", None, t(26, 9), None, D2),
         ("e2", "u1", "i2", "view", None, t(27, 9), None, D2),
     ])
-    got = sorted((r[S.EVENT_ID], r[S.DS]) for r in B.filter_latest_copy_of_event(events_df).collect())
+    got = sorted((r[S.EVENT_ID], r[S.DS]) for r in B.filter_first_delivery(events_df).collect())
     assert got == [("e1", D1), ("e2", D2)]
 
 
