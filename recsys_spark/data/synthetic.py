@@ -263,9 +263,9 @@ def write_raw(cfg: GenerateConfig, lake_root: str, ds: str) -> Dict[str, object]
     if "://" in lake_root:
         raise UserError("the synthetic generator writes to a local lake only; generate locally, then copy")
     lines, labels, n_events = generate_raw_lines(cfg, ds)
-    _write_lines_atomically(os.path.join(lake_root, S.RAW_EVENTS, f"ds={ds}"), lines, cfg.files, "part")
+    write_lines_atomically(os.path.join(lake_root, S.RAW_EVENTS, f"ds={ds}"), lines, cfg.files, "part")
     catalog = [json.dumps(r, separators=(",", ":")) for r in generate_catalog(cfg)]
-    _write_lines_atomically(os.path.join(lake_root, S.RAW_ITEMS, f"ds={ds}"), catalog, 1, "items")
+    write_lines_atomically(os.path.join(lake_root, S.RAW_ITEMS, f"ds={ds}"), catalog, 1, "items")
     expected: Dict[str, int] = {}
     for outcome, reason in labels:
         key = reason or outcome
@@ -275,7 +275,7 @@ def write_raw(cfg: GenerateConfig, lake_root: str, ds: str) -> Dict[str, object]
             "expected": expected}
 
 
-def _write_lines_atomically(final_dir: str, lines: List[str], files: int, stem: str) -> None:
+def write_lines_atomically(final_dir: str, lines: List[str], files: int, stem: str) -> None:
     parent = os.path.dirname(final_dir)
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f"_staging-{uuid.uuid4().hex[:12]}")

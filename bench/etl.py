@@ -1,0 +1,90 @@
+"""ETL benchmark: clean_events + build_tables against a bare Spark read.json -> write.parquet of the same file.
+
+Both run in one Spark session (local[2] unless --master), on the same synthetic raw events with injected
+corruption. The bare conversion runs before and after the pipeline and the faster of the two counts, so
+JVM warm-up does not favour either side. The last line carries the ratio (target: <= 2.5).
+
+    .venv/bin/python bench/etl.py                    # 2,000,000 events, 5 % corruption
+    .venv/bin/python bench/etl.py --events 200000    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from recsys_spark import schemas as S  # noqa: E402
+from recsys_spark.config import load_config  # noqa: E402
+
+DS = "2026-11-27"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--corrupt-rate", type=float, default=0.05)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one, removed)")
+    args = parser.parse_args()
+
+    cfg = load_config("conf/nightly.yaml", [f"spark.master={args.master}", "spark.driver_memory=6g"])
+    n_users = max(100, args.events // 40)
+    gen = dataclasses.replace(cfg.generate, n_users=n_users, n_items=max(200, n_users // 25),
+                              mean_events_per_user=40.0, corrupt_rate=args.corrupt_rate, files=8)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="recsys_bench_etl_")
+    try:
+        from recsys_spark.data.synthetic import write_raw
+        from recsys_spark.etl.build import run_build_tables
+        from recsys_spark.etl.clean import run_clean_events
+        from recsys_spark.lake import Lake
+        from recsys_spark.session import build_session
+
+        lake_root = os.path.join(workdir, "lake")
+        started = time.time()
+        counts = write_raw(gen, lake_root, DS)
+        print(f"generated {counts['lines']:,} raw lines ({counts['events']:,} events, corrupt rate "
+              f"{args.corrupt_rate}) in {time.time() - started:.1f} s")
+        raw_path = os.path.join(lake_root, S.RAW_EVENTS, f"ds={DS}")
+        raw_mb = sum(os.path.getsize(os.path.join(raw_path, f)) for f in os.listdir(raw_path)) / 2**20
+        spark = build_session(cfg.spark, app_suffix="bench-etl")
+        lake = Lake(spark, lake_root)
+
+        def bare(k: int) -> float:
+            out = os.path.join(workdir, f"bare{k}")
+            t0 = time.time()
+            spark.read.json(raw_path).write.mode("overwrite").parquet(out)
+            return time.time() - t0
+
+        bare_s = [bare(0)]
+        t0 = time.time()
+        report = run_clean_events(spark, lake, cfg.clean, DS)
+        clean_s = time.time() - t0
+        t0 = time.time()
+        run_build_tables(spark, lake, cfg.build, cfg.train, DS)
+        build_s = time.time() - t0
+        bare_s.append(bare(1))
+        pipeline_s = clean_s + build_s
+        base_s = min(bare_s)
+        lines = counts["lines"]
+        print(f"input: {lines:,} lines, {raw_mb:.0f} MiB of JSON; master {spark.sparkContext.master}")
+        print(f"clean: {report['clean']:,} clean, {report['quarantined']:,} quarantined, "
+              f"{report['duplicates']:,} duplicates (balanced: {report['is_balanced']})")
+        print(f"bare read.json->write.parquet: {bare_s[0]:.1f} s / {bare_s[1]:.1f} s -> {lines / base_s:,.0f} lines/s")
+        print(f"clean_events {clean_s:.1f} s + build_tables {build_s:.1f} s = {pipeline_s:.1f} s "
+              f"-> {lines / pipeline_s:,.0f} lines/s")
+        print(f"ratio pipeline/bare: {pipeline_s / base_s:.2f}x (target <= 2.5x)")
+        spark.stop()
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
