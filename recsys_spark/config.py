@@ -91,7 +91,7 @@ class BuildConfig:
     validation_days: int = 1
     sequence_length: int = 50
     cooccurrence_top_k: int = 20
-    cooccurrence_max_items_per_user: int = 100
+    cooccurrence_max_items_per_user: int = 50
     title_hash_features: int = 1024
     train_files_per_rank: int = 2
     train_row_group_mb: int = 8

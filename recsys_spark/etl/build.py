@@ -8,6 +8,7 @@ from train alone, so nothing from validation or test reaches what a model learns
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Dict, Optional
 
 from pyspark.sql import DataFrame, Window
@@ -152,43 +153,55 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
             f"no {S.EVENTS_CLEAN} partition for ds={ds} at {lake.partition_path(S.EVENTS_CLEAN, ds)}: "
             f"run `python -m jobs.clean_events --ds {ds} --lake {lake.root}` first."
         )
-    events_df = lake.read_window(S.EVENTS_CLEAN, first_ds, ds).transform(filter_first_delivery).persist()
+    timings: Dict[str, float] = {}
+
+    def timed(name, fn):
+        started = time.time()
+        out = fn()
+        timings[name] = round(time.time() - started, 2)
+        return out
+
+    events_df = lake.read_window(S.EVENTS_CLEAN, first_ds, ds)
+    if len([d for d in lake.list_partitions(S.EVENTS_CLEAN) if first_ds <= d <= ds]) > 1:
+        events_df = events_df.transform(filter_first_delivery)  # clean_events already made ids unique per day
+    events_df = events_df.persist()
 
     vocabs = {}
     for table, id_col, idx_col in ((S.USER_VOCAB, S.USER_ID, S.USER_IDX), (S.ITEM_VOCAB, S.ITEM_ID, S.ITEM_IDX)):
         previous_ds = lake.latest_partition_before(table, ds)
         previous_df = lake.read_table(table, previous_ds, "") if previous_ds else None
-        lake.write_table(extend_vocab(events_df, previous_df, id_col, idx_col, ds), table, ds, files=1)
+        timed(table, lambda: lake.write_table(extend_vocab(events_df, previous_df, id_col, idx_col, ds), table, ds, files=1))
         vocabs[table] = lake.read_table(table, ds, "")
 
-    indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights)
+    # One shuffle by user serves the pair aggregation, the per-user split windows and the train re-aggregation.
+    indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights).repartition(S.USER_IDX)
     split_df = split_pairs(aggregate_pairs(indexed_df), cfg, ds)
-    lake.write_table(leakage_free_interactions(indexed_df, split_df), S.INTERACTIONS, ds)
+    timed(S.INTERACTIONS, lambda: lake.write_table(leakage_free_interactions(indexed_df, split_df), S.INTERACTIONS, ds))
     events_df.unpersist()
     interactions_df = lake.read_table(S.INTERACTIONS, ds, "")
 
     # Equal-sized files (round-robin), a multiple of the number of ranks, so that Petastorm shards evenly.
     train_files = train_cfg.num_proc * cfg.train_files_per_rank
-    lake.write_table(
+    timed(S.TRAIN, lambda: lake.write_table(
         select_pairs(interactions_df, S.SPLIT_TRAIN), S.TRAIN, ds,
         files=train_files, row_group_bytes=cfg.train_row_group_mb * 1024 * 1024,
-    )
-    lake.write_table(select_pairs(interactions_df, S.SPLIT_VALIDATION), S.VALIDATION, ds, files=1)
-    lake.write_table(select_pairs(interactions_df, S.SPLIT_TEST), S.TEST, ds, files=1)
+    ))
+    for split, table in ((S.SPLIT_VALIDATION, S.VALIDATION), (S.SPLIT_TEST, S.TEST)):
+        timed(table, lambda: lake.write_table(select_pairs(interactions_df, split), table, ds, files=1))
     train_df = lake.read_table(S.TRAIN, ds, "")
-    lake.write_table(features.sequences(interactions_df, cfg.sequence_length), S.SEQUENCES, ds)
-    lake.write_table(features.graph_edges(train_df), S.GRAPH_EDGES, ds, files=train_cfg.num_proc)
-    lake.write_table(features.graph_degrees(train_df), S.GRAPH_DEGREES, ds, files=1)
-    lake.write_table(
+    timed(S.SEQUENCES, lambda: lake.write_table(features.sequences(interactions_df, cfg.sequence_length), S.SEQUENCES, ds))
+    timed(S.GRAPH_EDGES, lambda: lake.write_table(features.graph_edges(train_df), S.GRAPH_EDGES, ds, files=train_cfg.num_proc))
+    timed(S.GRAPH_DEGREES, lambda: lake.write_table(features.graph_degrees(train_df), S.GRAPH_DEGREES, ds, files=1))
+    timed(S.ITEM_COOCCURRENCE, lambda: lake.write_table(
         features.item_cooccurrence(interactions_df, cfg.cooccurrence_top_k, cfg.cooccurrence_max_items_per_user),
         S.ITEM_COOCCURRENCE, ds,
-    )
+    ))
     catalog_ds = lake.latest_partition_before(S.RAW_ITEMS, _next_day(ds))
     catalog_df = features.read_catalog(spark, lake.partition_path(S.RAW_ITEMS, catalog_ds)) if catalog_ds else None
-    lake.write_table(
+    timed(S.ITEM_FEATURES, lambda: lake.write_table(
         features.item_features(vocabs[S.ITEM_VOCAB], train_df, catalog_df, cfg.title_hash_features),
         S.ITEM_FEATURES, ds, files=1,
-    )
+    ))
 
     counts = {
         r[S.SPLIT]: r["n"]
@@ -202,6 +215,7 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         "n_items": vocabs[S.ITEM_VOCAB].count(),
         "pairs_by_split": counts,
         "catalog_ds": catalog_ds,
+        "write_s": timings,
     }
     lake.write_json(f"{S.REPORTS}/build_tables", ds, "report.json", report)
     return report

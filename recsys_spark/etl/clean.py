@@ -8,6 +8,7 @@ to the input.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Dict, Optional
 
 from pyspark.sql import Column, DataFrame, Window
@@ -17,6 +18,7 @@ from pyspark.sql import types as T
 from recsys_spark import schemas as S
 from recsys_spark.config import EVENT_TYPES, CleanConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
+from recsys_spark.lake import STAGING
 
 # Reason codes, in the order they are checked: a row gets the first that applies.
 MALFORMED_JSON = "malformed_json"
@@ -116,12 +118,7 @@ def _refresh_valid(df: DataFrame) -> DataFrame:
     return df.withColumn(_VALID, F.col(S.REASON).isNull() & ~F.col(_EXACT_COPY))
 
 
-def with_exact_copies(df: DataFrame) -> DataFrame:
-    """Marks ``_is_exact_copy``: a valid event identical to an earlier line (the first copy stays)."""
-    key = [S.EVENT_ID, S.USER_ID, S.ITEM_ID, "_event_type", "_rating", S.EVENT_TS, S.SESSION_ID]
-    first_copy = Window.partitionBy(F.col(S.REASON).isNull(), *key).orderBy(_ROW_ID)
-    is_copy = F.col(S.REASON).isNull() & (F.row_number().over(first_copy) > 1)
-    return df.withColumn(_EXACT_COPY, is_copy).transform(_refresh_valid)
+_EVENT_KEY = [S.EVENT_ID, S.USER_ID, S.ITEM_ID, "_event_type", "_rating", S.EVENT_TS, S.SESSION_ID]
 
 
 def _flag(df: DataFrame, condition: Column, reason: str) -> DataFrame:
@@ -130,10 +127,22 @@ def _flag(df: DataFrame, condition: Column, reason: str) -> DataFrame:
     return df.transform(_refresh_valid)
 
 
-def with_duplicate_event_ids(df: DataFrame) -> DataFrame:
-    """Quarantines a valid event whose ``event_id`` an earlier (by event time), different event already has."""
-    earlier = Window.partitionBy(F.col(_VALID), F.col(S.EVENT_ID)).orderBy(S.EVENT_TS, _ROW_ID)
-    return _flag(df, F.row_number().over(earlier) > 1, DUPLICATE_EVENT_ID)
+def with_copies_and_reused_ids(df: DataFrame) -> DataFrame:
+    """Among valid rows sharing an ``event_id`` (one shuffle for both rules):
+
+    * ``_is_exact_copy``: the row repeats an earlier identical line (the first copy stays clean);
+    * reason ``duplicate_event_id``: the row differs from the id's first event (by event time).
+
+    Valid rows sort first in each id, and identical rows sit next to each other (same time, same hash).
+    """
+    is_valid = F.col(S.REASON).isNull()
+    content = F.struct(*[F.col(c) for c in _EVENT_KEY])
+    by_id = Window.partitionBy(S.EVENT_ID).orderBy(
+        is_valid.desc(), F.col(S.EVENT_TS), F.xxhash64(*[F.col(c) for c in _EVENT_KEY]), F.col(_ROW_ID))
+    is_copy = is_valid & F.lag(content).over(by_id).eqNullSafe(content)
+    differs_from_first = ~F.first(content).over(by_id).eqNullSafe(content)
+    df = df.withColumn(_EXACT_COPY, is_copy).transform(_refresh_valid)
+    return _flag(df, differs_from_first, DUPLICATE_EVENT_ID)
 
 
 def with_near_duplicates(df: DataFrame, window_s: int) -> DataFrame:
@@ -175,16 +184,21 @@ def classify(raw_df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
         raw_df.withColumn(_ROW_ID, F.monotonically_increasing_id())
         .transform(with_parsed_fields)
         .transform(with_reason, cfg, ds)
-        .transform(with_exact_copies)
-        .transform(with_duplicate_event_ids)
+        .transform(with_copies_and_reused_ids)
+        # The remaining rules look at one user at a time: one shuffle by user serves all their windows.
+        .repartition(S.USER_ID)
         .transform(with_near_duplicates, cfg.near_duplicate_window_s)
         .transform(with_bot_users, cfg.max_events_per_user_day, cfg.max_events_per_user_minute)
         .transform(with_outcome)
     )
 
 
-def select_clean(classified_df: DataFrame) -> DataFrame:
-    return classified_df.filter(F.col(OUTCOME) == CLEAN).select(
+def select_outcomes(classified_df: DataFrame) -> DataFrame:
+    """The narrow, typed view of every line that is kept between classifying and writing.
+
+    The raw line is kept only where it is needed (quarantined rows), so the staged copy stays small.
+    """
+    return classified_df.select(
         F.col(S.EVENT_ID),
         F.col(S.USER_ID),
         F.col(S.ITEM_ID),
@@ -192,13 +206,18 @@ def select_clean(classified_df: DataFrame) -> DataFrame:
         F.col("_rating").alias(S.RATING),
         F.col(S.EVENT_TS),
         F.col(S.SESSION_ID),
+        F.when(F.col(OUTCOME) == QUARANTINED, F.col("value")).alias(S.RAW_VALUE),
+        F.col(S.REASON),
+        F.col(OUTCOME),
     )
 
 
-def select_quarantine(classified_df: DataFrame) -> DataFrame:
-    return classified_df.filter(F.col(OUTCOME) == QUARANTINED).select(
-        F.col("value").alias(S.RAW_VALUE), F.col(S.REASON)
-    )
+def select_clean(outcomes_df: DataFrame) -> DataFrame:
+    return outcomes_df.filter(F.col(OUTCOME) == CLEAN).select(*S.EVENTS_CLEAN_SCHEMA.fieldNames())
+
+
+def select_quarantine(outcomes_df: DataFrame) -> DataFrame:
+    return outcomes_df.filter(F.col(OUTCOME) == QUARANTINED).select(S.RAW_VALUE, S.REASON)
 
 
 def build_report(outcome_counts: Dict[tuple, int], input_rows: int, ds: str, input_path: str) -> Dict:
@@ -241,21 +260,24 @@ def run_clean_events(spark, lake, cfg: CleanConfig, ds: str, input_path: Optiona
             f"(python -m jobs.generate --ds {ds} --lake {lake.root} makes synthetic ones) or pass --input PATH."
         )
     raw_df = spark.read.text(path)
-    classified_df = classify(raw_df, cfg, ds).persist()
+    input_rows = raw_df.count()
+    # Classify once into a staged, columnar copy (cheaper than caching wide rows), then split it.
+    staged = f"{lake.table_path(S.EVENTS_CLEAN)}/{STAGING}/classified-ds={ds}-{uuid.uuid4().hex[:12]}"
     try:
-        input_rows = raw_df.count()
+        select_outcomes(classify(raw_df, cfg, ds)).write.mode("overwrite").parquet(staged)
+        outcomes_df = spark.read.parquet(staged)
         counts = {
             (r[OUTCOME], r[S.REASON]): r["n"]
-            for r in classified_df.groupBy(OUTCOME, S.REASON).agg(F.count(F.lit(1)).alias("n")).collect()
+            for r in outcomes_df.groupBy(OUTCOME, S.REASON).agg(F.count(F.lit(1)).alias("n")).collect()
         }
         report = build_report(counts, input_rows, ds, path)
         if report["clean"] == 0:
             raise MissingInputError(f"no valid events for ds={ds} in {path}: all {input_rows} rows were rejected "
                                     f"({report['quarantined_by_reason']}). Check the input's format.")
-        clean_path = lake.write_table(select_clean(classified_df), S.EVENTS_CLEAN, ds)
-        quarantine_path = lake.write_table(select_quarantine(classified_df), S.EVENTS_QUARANTINE, ds, files=1)
+        clean_path = lake.write_table(select_clean(outcomes_df), S.EVENTS_CLEAN, ds)
+        quarantine_path = lake.write_table(select_quarantine(outcomes_df), S.EVENTS_QUARANTINE, ds, files=1)
     finally:
-        classified_df.unpersist()
+        lake.delete(staged)
     written_clean = spark.read.parquet(clean_path).count()
     written_quarantine = spark.read.parquet(quarantine_path).count()
     if (written_clean, written_quarantine) != (report["clean"], report["quarantined"]):

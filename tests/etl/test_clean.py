@@ -69,7 +69,7 @@ def test_clean_rows_are_typed_and_in_utc(spark, classified):
         ],
         S.EVENTS_CLEAN_SCHEMA,
     )
-    got = C.select_clean(classified).orderBy(S.EVENT_ID)
+    got = C.select_clean(C.select_outcomes(classified)).orderBy(S.EVENT_ID)
     # The session runs in UTC, so naive datetimes above are UTC wall-clock times.
     assert_df_equality(got, expected.orderBy(S.EVENT_ID), ignore_nullable=True)
 
@@ -89,7 +89,7 @@ def test_parse_ts_formats(spark):
 
 
 def test_quarantine_keeps_raw_line_and_reason(classified):
-    rows = sorted((r[S.RAW_VALUE], r[S.REASON]) for r in C.select_quarantine(classified).collect())
+    rows = sorted((r[S.RAW_VALUE], r[S.REASON]) for r in C.select_quarantine(C.select_outcomes(classified)).collect())
     expected = sorted((line, reason) for line, outcome, reason in CASES if outcome == C.QUARANTINED)
     assert rows == expected
 
