@@ -6,6 +6,8 @@ from recsys_spark.cli import JobContext, main
 
 def add_args(parser) -> None:
     parser.add_argument("--model", default=None, help="model to train (default: train.model from --conf)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint of this model and ds instead of starting over")
 
 
 def run(ctx: JobContext) -> None:
@@ -16,10 +18,12 @@ def run(ctx: JobContext) -> None:
         from recsys_spark.config import load_config
 
         cfg = load_config(ctx.args.conf, ctx.args.overrides + [f"train.model={ctx.args.model}"])
-    meta = run_train(ctx.spark, ctx.lake, cfg, ctx.ds)
+    meta = run_train(ctx.spark, ctx.lake, cfg, ctx.ds, resume=ctx.args.resume)
     print(f"[train] {meta['model']} {meta['model_version']}: {meta['num_proc']} Horovod ranks, "
           f"{meta['train_rows']} rows, {len(meta['epoch_losses'])} epochs in {meta['train_time_s']} s, "
-          f"loss {meta['epoch_losses'][0]:.4f} -> {meta['epoch_losses'][-1]:.4f}; exported to {meta['path']}")
+          f"loss {meta['epoch_losses'][0]:.4f} -> {meta['epoch_losses'][-1]:.4f}; best validation NDCG "
+          f"{meta['validation_ndcg']:.4f} at epoch {meta['best_epoch']}"
+          f"{' (stopped early)' if meta['stopped_early'] else ''}; exported to {meta['path']}")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,10 @@ class TrainConfig:
     learning_rate: float = 0.005
     l2: float = 1.0e-5
     seed: int = 7
+    loss: str = "bpr"
+    patience: int = 3
+    validation_max_users: int = 20000
+    checkpoint: bool = True
     reader_workers: int = 2
     shuffle_buffer: int = 10000
 
@@ -159,6 +163,8 @@ class PipelineConfig:
             problems.append(f"train.model={self.train.model!r}: supported models are ['mf']")
         if self.score.model not in ("mf",):
             problems.append(f"score.model={self.score.model!r}: supported models are ['mf']")
+        if self.train.loss not in ("bpr", "softmax"):
+            problems.append(f"train.loss={self.train.loss!r}: use 'bpr' or 'softmax'")
         if self.evaluate.baseline != "popularity":
             problems.append("evaluate.baseline: only 'popularity' is supported")
         unknown = sorted(set(self.build.event_weights) - set(EVENT_TYPES))
@@ -172,6 +178,8 @@ class PipelineConfig:
             "train.embedding_dim": self.train.embedding_dim,
             "train.epochs": self.train.epochs,
             "train.batch_size": self.train.batch_size,
+            "train.patience": self.train.patience,
+            "train.validation_max_users": self.train.validation_max_users,
             "evaluate.k": self.evaluate.k,
             "score.top_n": self.score.top_n,
             "build.lookback_days": self.build.lookback_days,

@@ -73,3 +73,11 @@ def weights_digest(arrays) -> str:
     for array in arrays:
         h.update(array.tobytes())
     return h.hexdigest()
+
+
+def value_from_rank0(value: float) -> float:
+    """Rank 0's ``value`` on every rank (decisions such as early stopping are taken on rank 0)."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    return float(hvd.broadcast(tf.constant(value, tf.float64), root_rank=0).numpy())

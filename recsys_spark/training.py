@@ -7,6 +7,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+import numpy as np
+
 from recsys_spark import schemas as S
 from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import MissingInputError
@@ -14,7 +16,7 @@ from recsys_spark.errors import MissingInputError
 
 @dataclass
 class TrainSpec:
-    """Everything a rank needs, pickled to the executors."""
+    """Everything a rank needs, pickled to the executors. Paths are local (the lake is a shared disk)."""
 
     train_url: str
     n_rows: int
@@ -27,9 +29,18 @@ class TrainSpec:
     batch_size: int
     learning_rate: float
     seed: int
+    loss: str = "bpr"
     shuffle_buffer: int = 10000
     reader_workers: int = 2
     sparse_as_dense: bool = True
+    train_path: Optional[str] = None  # for validation: history to mask, item shares for logQ
+    validation_path: Optional[str] = None
+    validation_k: int = 10
+    validation_max_users: Optional[int] = None
+    patience: int = 3
+    checkpoint_dir: Optional[str] = None
+    resume: bool = False
+    stop_after_epochs: Optional[int] = None  # end the run early as if interrupted (tests)
     return_weights_from_all_ranks: bool = False
 
 
@@ -42,6 +53,12 @@ class TrainResult:
     epoch_losses: List[float]
     steps_per_epoch: int
     digests: List[str] = field(default_factory=list)
+    validation: List[Dict[str, float]] = field(default_factory=list)
+    best_epoch: Optional[int] = None
+    epochs_run: int = 0
+    stopped_early: bool = False
+    resumed_from_epoch: int = 0
+    epoch_train_seconds: List[float] = field(default_factory=list)  # rank 0's feed + steps, per epoch
     all_rank_weights: Optional[List[List[Any]]] = None
 
 
@@ -50,18 +67,43 @@ def steps_per_epoch(n_rows: int, batch_size: int, size: int) -> int:
     return max(1, n_rows // (batch_size * size))
 
 
-def build_model(spec: TrainSpec):
+def build_model(spec: TrainSpec, item_log_q=None):
     from recsys_spark.models import registry
 
     cls = registry()[spec.model]
-    return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed)
+    return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed,
+               loss=spec.loss, item_log_q=item_log_q)
+
+
+class _Validator:
+    """Rank 0's validation: full-ranking NDCG@K with train history masked."""
+
+    def __init__(self, spec: TrainSpec):
+        from recsys_spark import evaluation as E
+
+        train_users, train_items = E.load_pairs(spec.train_path)
+        self.history = E.group_by_user(train_users, train_items)
+        self.targets = E.group_by_user(*E.load_pairs(spec.validation_path))
+        self.is_candidate = np.bincount(train_items, minlength=spec.n_items) > 0
+        self.spec = spec
+
+    def __call__(self, model) -> Dict[str, float]:
+        from recsys_spark.evaluation import full_ranking_metrics
+
+        return full_ranking_metrics(model.user_vectors(), model.item_vectors(), self.history, self.targets,
+                                    self.spec.validation_k, self.is_candidate, self.spec.validation_max_users,
+                                    seed=self.spec.seed)
 
 
 def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     """Runs on every Horovod rank: reads its shard through Petastorm and trains with averaged gradients.
 
-    Returns a dict with the rank, the digest of its final weights, its loss history and (rank 0, or every
-    rank when asked) the weights.
+    Each epoch is one seeded pass (reader, shuffle and negatives seeded by epoch), so a resumed run
+    repeats what an uninterrupted one would have done. After every epoch rank 0 validates, decides on
+    early stopping (broadcast to all ranks) and checkpoints; it alone writes.
+
+    Returns a dict with the rank, the digest of its final weights, its loss history and, on rank 0, the
+    best epoch's user/item vectors and the validation history.
     """
     from recsys_spark.session import quiet_known_noise
 
@@ -69,12 +111,28 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     import tensorflow as tf
 
     from recsys_spark import distributed, feed
+    from recsys_spark.evaluation import load_pairs, log_item_shares
 
     rank, size = distributed.init()
-    tf.random.set_seed(spec.seed + 1000 * rank)  # different negatives per rank
-    model = build_model(spec)
+    item_log_q = None
+    if spec.loss == "softmax" and spec.train_path:
+        item_log_q = log_item_shares(load_pairs(spec.train_path)[1], spec.n_items)
+    model = build_model(spec, item_log_q)
     # Linear scaling: the global batch is size x batch_size, so the step size grows with it.
     optimizer = tf.keras.optimizers.Adam(learning_rate=spec.learning_rate * size)
+    state = {name: tf.Variable(value, trainable=False, name=name) for name, value in
+             (("epoch", 0), ("best_epoch", -1), ("bad_epochs", 0), ("best_ndcg", -1.0))}
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
+    manager = tf.train.CheckpointManager(checkpoint, spec.checkpoint_dir, max_to_keep=2) if spec.checkpoint_dir else None
+    validator = _Validator(spec) if rank == 0 and spec.validation_path else None
+    best_vectors = None
+    history: List[Dict[str, float]] = []
+    resumed_from = 0
+    if spec.resume and manager is not None and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint)
+        resumed_from = int(state["epoch"].numpy())
+        if rank == 0:
+            best_vectors, history = _load_best(spec.checkpoint_dir)
 
     def make_step(broadcast: bool):
         @tf.function
@@ -96,24 +154,84 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     n_steps = steps_per_epoch(spec.n_rows, spec.batch_size, size)
     losses: List[float] = []
     fields = [S.USER_IDX, S.ITEM_IDX]
-    with feed.sharded_batches(spec.train_url, fields, rank, size, spec.batch_size, seed=spec.seed + rank,
-                              shuffle_buffer=spec.shuffle_buffer, workers=spec.reader_workers) as dataset:
-        batches = iter(dataset)
-        for epoch in range(spec.epochs):
-            total = 0.0
+    stopped_early = False
+    is_first = True
+    train_seconds: List[float] = []
+    for epoch in range(resumed_from, spec.epochs):
+        if spec.stop_after_epochs is not None and epoch >= spec.stop_after_epochs:
+            break
+        total = 0.0
+        epoch_started = time.time()
+        with feed.sharded_batches(spec.train_url, fields, rank, size, spec.batch_size,
+                                  seed=spec.seed + 7919 * epoch + rank, shuffle_buffer=spec.shuffle_buffer,
+                                  workers=spec.reader_workers) as dataset:
+            batches = iter(dataset)
             for i in range(n_steps):
-                run = first_step if (epoch == 0 and i == 0) else step
-                total += float(run(next(batches)))
-            losses.append(distributed.mean_over_ranks(total / n_steps))
-    user_vectors, item_vectors = model.user_vectors(), model.item_vectors()
+                batch = dict(next(batches))
+                batch["_seed"] = tf.constant([spec.seed * 1009 + rank, epoch * n_steps + i], tf.int64)
+                total += float((first_step if is_first else step)(batch))
+                is_first = False
+        train_seconds.append(time.time() - epoch_started)
+        losses.append(distributed.mean_over_ranks(total / n_steps))
+        state["epoch"].assign(epoch + 1)
+        stop = 0.0
+        if validator is not None:
+            metrics = dict(validator(model), epoch=epoch + 1, loss=losses[-1])
+            history.append(metrics)
+            if metrics["ndcg"] > float(state["best_ndcg"].numpy()):
+                state["best_ndcg"].assign(metrics["ndcg"])
+                state["best_epoch"].assign(epoch + 1)
+                state["bad_epochs"].assign(0)
+                best_vectors = (model.user_vectors(), model.item_vectors())
+            else:
+                state["bad_epochs"].assign_add(1)
+                stop = float(state["bad_epochs"].numpy() >= spec.patience)
+        if rank == 0 and manager is not None:
+            manager.save(checkpoint_number=epoch + 1)
+            _save_best(spec.checkpoint_dir, best_vectors, history)
+        if distributed.value_from_rank0(stop) > 0:
+            stopped_early = True
+            break
     weights = [v.numpy() for v in model.variables]
     out: Dict[str, Any] = {"rank": rank, "digest": distributed.weights_digest(weights), "losses": losses,
-                           "steps_per_epoch": n_steps}
+                           "steps_per_epoch": n_steps, "epochs_run": int(state["epoch"].numpy()),
+                           "stopped_early": stopped_early, "resumed_from_epoch": resumed_from,
+                           "train_seconds": train_seconds}
     if rank == 0:
-        out["user_vectors"], out["item_vectors"] = user_vectors, item_vectors
+        if best_vectors is None:
+            best_vectors = (model.user_vectors(), model.item_vectors())
+        out["user_vectors"], out["item_vectors"] = best_vectors
+        out["validation"] = history
+        out["best_epoch"] = int(state["best_epoch"].numpy()) if validator is not None else None
     if spec.return_weights_from_all_ranks:
         out["weights"] = weights
     return out
+
+
+def _save_best(folder: str, best_vectors, history) -> None:
+    import os
+
+    if best_vectors is not None:
+        tmp = os.path.join(folder, "best.tmp.npz")
+        np.savez(tmp, user_vectors=best_vectors[0], item_vectors=best_vectors[1])
+        os.replace(tmp, os.path.join(folder, "best.npz"))
+    with open(os.path.join(folder, "validation.json.tmp"), "w") as fh:
+        json.dump(history, fh)
+    os.replace(os.path.join(folder, "validation.json.tmp"), os.path.join(folder, "validation.json"))
+
+
+def _load_best(folder: str):
+    import os
+
+    best = None
+    if os.path.exists(os.path.join(folder, "best.npz")):
+        data = np.load(os.path.join(folder, "best.npz"))
+        best = (data["user_vectors"], data["item_vectors"])
+    history = []
+    if os.path.exists(os.path.join(folder, "validation.json")):
+        with open(os.path.join(folder, "validation.json")) as fh:
+            history = json.load(fh)
+    return best, history
 
 
 def _optimizer_variables(optimizer):
@@ -136,6 +254,12 @@ def train_distributed(spark, spec: TrainSpec, num_proc: int) -> TrainResult:
         epoch_losses=rank0["losses"],
         steps_per_epoch=rank0["steps_per_epoch"],
         digests=digests,
+        validation=rank0.get("validation", []),
+        best_epoch=rank0.get("best_epoch"),
+        epochs_run=rank0["epochs_run"],
+        stopped_early=rank0["stopped_early"],
+        resumed_from_epoch=rank0["resumed_from_epoch"],
+        epoch_train_seconds=rank0["train_seconds"],
         all_rank_weights=[r["weights"] for r in results] if spec.return_weights_from_all_ranks else None,
     )
 
@@ -154,8 +278,13 @@ def model_version(cfg: PipelineConfig, ds: str) -> str:
     return f"{ds}-{cfg.fingerprint()}"
 
 
-def run_train(spark, lake, cfg: PipelineConfig, ds: str) -> Dict[str, Any]:
-    """Trains ``cfg.train.model`` on ``train/ds=<ds>`` and exports it to ``models/<model>/ds=<ds>/``."""
+def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -> Dict[str, Any]:
+    """Trains ``cfg.train.model`` on ``train/ds=<ds>`` and exports it to ``models/<model>/ds=<ds>/``.
+
+    Validation NDCG@K (``evaluate.k``) picks the exported epoch and stops training after
+    ``train.patience`` epochs without improvement. Checkpoints go to ``<lake>/_checkpoints/<model>/ds=<ds>/``
+    every epoch; ``resume`` continues from the latest one, otherwise they are cleared first.
+    """
     from pyspark.sql import functions as F
 
     from recsys_spark import feed
@@ -175,11 +304,19 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str) -> Dict[str, Any]:
             f"{train_path} has {row_groups} Parquet row groups but train.num_proc={tc.num_proc}: every rank "
             f"needs at least one. Re-run build_tables with the same train.num_proc."
         )
+    validation_path = lake.local_path(lake.require_partition(S.VALIDATION, ds, hint))
+    checkpoint_dir = None
+    if tc.checkpoint:
+        checkpoint_dir = lake.local_path(lake.partition_path(f"_checkpoints/{tc.model}", ds))
+        if not resume:
+            lake.delete(checkpoint_dir)
     spec = TrainSpec(
         train_url=lake.url(train_path), n_rows=n_rows, n_users=int(n_users), n_items=int(n_items),
         model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
-        learning_rate=tc.learning_rate, seed=tc.seed, shuffle_buffer=tc.shuffle_buffer,
-        reader_workers=tc.reader_workers,
+        learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, shuffle_buffer=tc.shuffle_buffer,
+        reader_workers=tc.reader_workers, train_path=local_train, validation_path=validation_path,
+        validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
+        checkpoint_dir=checkpoint_dir, resume=resume,
     )
     started = time.time()
     result = train_distributed(spark, spec, tc.num_proc)
@@ -197,6 +334,12 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str) -> Dict[str, Any]:
         "n_items": spec.n_items,
         "steps_per_epoch": result.steps_per_epoch,
         "epoch_losses": [round(x, 6) for x in result.epoch_losses],
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "validation": result.validation,
+        "validation_ndcg": max((v["ndcg"] for v in result.validation), default=None),
         "weights_digest": result.digests[0],
         "config": cfg.to_dict(),
         "train_spec": asdict(spec),

@@ -40,3 +40,48 @@ def test_two_ranks_end_with_identical_weights_on_uneven_shards(spark, tmp_path):
     scores = result.user_vectors @ result.item_vectors.T
     top_group = np.argsort(-scores, axis=1)[:, :3] // 5
     assert np.mean(top_group == (np.arange(40) % 4)[:, None]) > 0.8
+
+
+def _validation_table(path, n_users=40):
+    path.mkdir()
+    users = np.arange(n_users, dtype=np.int32)
+    items = ((users % 4) * 5 + 4).astype(np.int32)  # each user's own group, last item of it
+    pq.write_table(pa.table({S.USER_IDX: users, S.ITEM_IDX: items, S.WEIGHT: np.ones(n_users, np.float32)}),
+                   str(path / "part-0.parquet"))
+
+
+def _spec(tmp_path, **overrides):
+    base = dict(train_url=f"file://{tmp_path / 'train'}", n_rows=372, n_users=40, n_items=20, model="mf",
+                embedding_dim=8, l2=0.0, epochs=4, batch_size=32, learning_rate=0.02, seed=5, shuffle_buffer=100,
+                reader_workers=1, train_path=str(tmp_path / "train"), validation_path=str(tmp_path / "validation"),
+                validation_k=5, patience=10)
+    base.update(overrides)
+    return TrainSpec(**base)
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(spark, tmp_path):
+    write_uneven_train_table(tmp_path / "train")
+    _validation_table(tmp_path / "validation")
+    full = train_distributed(spark, _spec(tmp_path, checkpoint_dir=str(tmp_path / "ck_full")), num_proc=2)
+    cut = train_distributed(spark, _spec(tmp_path, checkpoint_dir=str(tmp_path / "ck_cut"), stop_after_epochs=2),
+                            num_proc=2)
+    assert cut.epochs_run == 2 and len(cut.validation) == 2
+    resumed = train_distributed(spark, _spec(tmp_path, checkpoint_dir=str(tmp_path / "ck_cut"), resume=True),
+                                num_proc=2)
+    assert resumed.resumed_from_epoch == 2 and resumed.epochs_run == 4
+    assert [v["epoch"] for v in resumed.validation] == [1, 2, 3, 4]  # history carried over
+    assert resumed.epoch_losses == pytest.approx(full.epoch_losses[2:], abs=1e-3)
+    np.testing.assert_allclose(resumed.user_vectors, full.user_vectors, atol=1e-3)
+    np.testing.assert_allclose(resumed.item_vectors, full.item_vectors, atol=1e-3)
+    assert resumed.validation[-1]["ndcg"] == pytest.approx(full.validation[-1]["ndcg"], abs=1e-6)
+    assert full.validation[-1]["n_users"] == 40
+
+
+def test_early_stopping_keeps_the_best_epoch(spark, tmp_path):
+    write_uneven_train_table(tmp_path / "train")
+    _validation_table(tmp_path / "validation")
+    # A zero learning rate cannot improve on epoch 1, so patience 1 stops after epoch 2.
+    result = train_distributed(spark, _spec(tmp_path, learning_rate=0.0, patience=1, epochs=6,
+                                            checkpoint_dir=str(tmp_path / "ck")), num_proc=2)
+    assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
+    assert len(result.validation) == 2 and result.digests[0] == result.digests[1]

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from recsys_spark import schemas as S
-from recsys_spark.models.mf import MatrixFactorization, bpr_loss
+from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss, mse_loss
+from recsys_spark.models.mf import MatrixFactorization
 
 
 def test_bpr_loss_matches_numpy():
@@ -39,3 +40,40 @@ def test_mf_learns_a_planted_preference():
         opt.apply_gradients(zip(grads, model.trainable_variables))
     scores = model.user_vectors() @ model.item_vectors().T
     assert set(np.argsort(-scores[0])[:2]) == {0, 1} and set(np.argsort(-scores[1])[:2]) == {2, 3}
+
+
+def _softmax_reference(query, cands, ids, log_q, bias):
+    logits = query @ cands.T + bias[None, :] - log_q[None, :]
+    n = len(ids)
+    for i in range(n):
+        for j in range(n):
+            if i != j and ids[i] == ids[j]:
+                logits[i, j] = -1e9
+    logits -= logits.max(axis=1, keepdims=True)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -np.mean(np.diag(log_softmax))
+
+
+def test_in_batch_softmax_matches_numpy():
+    rng = np.random.default_rng(7)
+    query, cands = rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    ids = np.array([3, 1, 3, 0, 2, 5])  # rows 0 and 2 share item 3: neither is the other's negative
+    log_q, bias = np.log(rng.uniform(0.05, 0.5, 6)).astype(np.float32), rng.normal(size=6).astype(np.float32)
+    got = float(in_batch_softmax_loss(tf.constant(query), tf.constant(cands), tf.constant(ids),
+                                      tf.constant(log_q), tf.constant(bias)))
+    assert got == pytest.approx(_softmax_reference(query, cands, ids, log_q, bias), rel=1e-5)
+    # Without the correction and bias it is plain in-batch softmax.
+    plain = float(in_batch_softmax_loss(tf.constant(query), tf.constant(cands), tf.constant(ids)))
+    assert plain == pytest.approx(_softmax_reference(query, cands, ids, np.zeros(6), np.zeros(6)), rel=1e-5)
+
+
+def test_mse_loss_matches_numpy():
+    pred, target = np.array([1.0, 2.0, 4.5], np.float32), np.array([1, 3, 4])
+    assert float(mse_loss(tf.constant(pred), tf.constant(target))) == pytest.approx((0 + 1 + 0.25) / 3)
+
+
+def test_stateless_negatives_are_reproducible():
+    model = MatrixFactorization(4, 9, embedding_dim=3, seed=1)
+    batch = {S.USER_IDX: tf.constant([0, 1, 2]), S.ITEM_IDX: tf.constant([1, 2, 3]),
+             "_seed": tf.constant([5, 11], tf.int64)}
+    assert float(model.compute_loss(batch)) == float(model.compute_loss(batch))

@@ -1,35 +1,39 @@
-"""Matrix factorisation trained with BPR: score(u, i) = p_u . q_i + b_i."""
+"""Matrix factorisation: score(u, i) = p_u . q_i + b_i, trained with BPR or in-batch sampled softmax."""
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
+from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss
 
-
-def bpr_loss(positive_scores: tf.Tensor, negative_scores: tf.Tensor) -> tf.Tensor:
-    """Bayesian personalised ranking: mean of -log sigmoid(s+ - s-). Shapes [B] -> scalar."""
-    return -tf.reduce_mean(tf.math.log_sigmoid(positive_scores - negative_scores))
+SEED_KEY = "_seed"  # batch entry: [2] int64 seed for stateless negative sampling (rank, step)
+LOSSES = ("bpr", "softmax")
 
 
 class MatrixFactorization(Recommender):
-    """User and item embeddings plus an item bias; negatives drawn uniformly from the catalogue.
+    """User and item embeddings plus an item bias.
 
     Args:
         n_users, n_items: table sizes (indices are 0..n-1).
         embedding_dim: d.
         l2: weight of the squared norm of the embeddings used in a batch.
         seed: initialisation seed.
+        loss: "bpr" (one uniform negative per positive) or "softmax" (in-batch negatives, logQ-corrected).
+        item_log_q: [n_items] log share of each item in train, for the softmax correction.
     """
 
     name = "mf"
 
-    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 32, l2: float = 1e-5, seed: int = 0):
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 32, l2: float = 1e-5, seed: int = 0,
+                 loss: str = "bpr", item_log_q: Optional[np.ndarray] = None):
         super().__init__(n_users, n_items)
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
         self.user_embedding = tf.keras.layers.Embedding(n_users, embedding_dim, embeddings_initializer=init,
                                                         name="user_embedding")
@@ -37,6 +41,9 @@ class MatrixFactorization(Recommender):
                                                         name="item_embedding")
         self.item_bias = tf.keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
         self.l2 = l2
+        self.loss_name = loss
+        log_q = np.zeros(n_items, np.float32) if item_log_q is None else np.asarray(item_log_q, np.float32)
+        self.item_log_q = tf.constant(log_q)
         # Build the variables now so that they exist before the first step (broadcast, export).
         self.score(tf.zeros([1], tf.int32), tf.zeros([1], tf.int32))
 
@@ -49,14 +56,22 @@ class MatrixFactorization(Recommender):
     def compute_loss(self, batch: Dict[str, tf.Tensor], training: bool = True) -> tf.Tensor:
         users = tf.cast(batch[S.USER_IDX], tf.int32)
         positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
-        negatives = tf.random.uniform(tf.shape(positives), 0, self.n_items, dtype=tf.int32)
-        loss = bpr_loss(self.score(users, positives), self.score(users, negatives))
-        norms = (
-            tf.reduce_sum(tf.square(self.user_embedding(users)))
-            + tf.reduce_sum(tf.square(self.item_embedding(positives)))
-            + tf.reduce_sum(tf.square(self.item_embedding(negatives)))
-        )
         batch_size = tf.cast(tf.shape(users)[0], tf.float32)
+        p, q = self.user_embedding(users), self.item_embedding(positives)
+        if self.loss_name == "softmax":
+            bias = tf.squeeze(self.item_bias(positives), -1)
+            loss = in_batch_softmax_loss(p, q, positives, tf.gather(self.item_log_q, positives), bias)
+            norms = tf.reduce_sum(tf.square(p)) + tf.reduce_sum(tf.square(q))
+            return loss + self.l2 * norms / batch_size
+        seed = batch.get(SEED_KEY)
+        if seed is None:
+            negatives = tf.random.uniform(tf.shape(positives), 0, self.n_items, dtype=tf.int32)
+        else:
+            negatives = tf.random.stateless_uniform(tf.shape(positives), seed=seed, minval=0, maxval=self.n_items,
+                                                    dtype=tf.int32)
+        loss = bpr_loss(self.score(users, positives), self.score(users, negatives))
+        norms = tf.reduce_sum(tf.square(p)) + tf.reduce_sum(tf.square(q)) + tf.reduce_sum(
+            tf.square(self.item_embedding(negatives)))
         return loss + self.l2 * norms / batch_size
 
     def user_vectors(self) -> np.ndarray:

@@ -1,0 +1,44 @@
+"""Training losses shared by the models. Shapes are per batch of B examples."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+
+def bpr_loss(positive_scores: tf.Tensor, negative_scores: tf.Tensor) -> tf.Tensor:
+    """Bayesian personalised ranking: mean of -log sigmoid(s+ - s-). [B], [B] -> scalar."""
+    return -tf.reduce_mean(tf.math.log_sigmoid(positive_scores - negative_scores))
+
+
+def mse_loss(predictions: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Mean squared error on explicit ratings. [B], [B] -> scalar."""
+    return tf.reduce_mean(tf.square(predictions - tf.cast(targets, predictions.dtype)))
+
+
+def in_batch_softmax_loss(query: tf.Tensor, candidates: tf.Tensor, candidate_ids: tf.Tensor,
+                          log_q: Optional[tf.Tensor] = None, candidate_bias: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Sampled softmax with the batch's other items as negatives and a popularity (logQ) correction.
+
+    Args:
+        query: [B, d] user (or sequence) vectors.
+        candidates: [B, d] vectors of each row's positive item.
+        candidate_ids: [B] item ids; another row holding the same item is not used as a negative.
+        log_q: [B] log sampling probability of each candidate (its share of train interactions);
+            subtracting it keeps popular items from being over-penalised as negatives.
+        candidate_bias: [B] optional per-item bias added to every logit of that item.
+
+    Returns:
+        Scalar mean cross-entropy of each row's positive against the batch.
+    """
+    logits = tf.matmul(query, candidates, transpose_b=True)  # [B, B]
+    if candidate_bias is not None:
+        logits += candidate_bias[tf.newaxis, :]
+    if log_q is not None:
+        logits -= tf.cast(log_q, logits.dtype)[tf.newaxis, :]
+    same_item = tf.equal(candidate_ids[:, tf.newaxis], candidate_ids[tf.newaxis, :])
+    off_diagonal = tf.logical_not(tf.eye(tf.shape(logits)[0], dtype=tf.bool))
+    logits = tf.where(same_item & off_diagonal, tf.cast(-1e9, logits.dtype), logits)
+    labels = tf.range(tf.shape(logits)[0])
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
