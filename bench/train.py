@@ -22,6 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from recsys_spark.session import quiet_known_noise  # noqa: E402
+
+quiet_known_noise()
+
 
 def write_table(folder: str, rows: int, n_users: int, n_items: int, files: int, seed: int = 0) -> None:
     import pyarrow as pa

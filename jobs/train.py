@@ -15,9 +15,15 @@ def run(ctx: JobContext) -> None:
 
     cfg = ctx.cfg
     if ctx.args.model:
+        import os
+
         from recsys_spark.config import load_config
 
-        cfg = load_config(ctx.args.conf, ctx.args.overrides + [f"train.model={ctx.args.model}"])
+        # The model's own hyper-parameters (conf/models/<model>.yaml) sit between --conf and --set.
+        model_conf = os.path.join(os.path.dirname(os.path.abspath(ctx.args.conf)), "models", f"{ctx.args.model}.yaml")
+        layers = [model_conf] if os.path.exists(model_conf) else []
+        cfg = load_config(ctx.args.conf, [f"train.model={ctx.args.model}", f"score.model={ctx.args.model}"]
+                          + ctx.args.overrides, layers=layers)
     meta = run_train(ctx.spark, ctx.lake, cfg, ctx.ds, resume=ctx.args.resume)
     print(f"[train] {meta['model']} {meta['model_version']}: {meta['num_proc']} Horovod ranks, "
           f"{meta['train_rows']} rows, {len(meta['epoch_losses'])} epochs in {meta['train_time_s']} s, "

@@ -110,6 +110,7 @@ class TrainConfig:
     l2: float = 1.0e-5
     seed: int = 7
     loss: str = "bpr"
+    n_layers: int = 3
     patience: int = 3
     validation_max_users: int = 20000
     checkpoint: bool = True
@@ -159,10 +160,12 @@ class PipelineConfig:
     def validate(self) -> "PipelineConfig":
         """Checks values that types alone cannot; returns self."""
         problems: List[str] = []
-        if self.train.model not in ("mf",):
-            problems.append(f"train.model={self.train.model!r}: supported models are ['mf']")
-        if self.score.model not in ("mf",):
-            problems.append(f"score.model={self.score.model!r}: supported models are ['mf']")
+        from recsys_spark.models import MODEL_NAMES
+
+        if self.train.model not in MODEL_NAMES:
+            problems.append(f"train.model={self.train.model!r}: supported models are {list(MODEL_NAMES)}")
+        if self.score.model not in MODEL_NAMES:
+            problems.append(f"score.model={self.score.model!r}: supported models are {list(MODEL_NAMES)}")
         if self.train.loss not in ("bpr", "softmax"):
             problems.append(f"train.loss={self.train.loss!r}: use 'bpr' or 'softmax'")
         if self.evaluate.baseline != "popularity":
@@ -305,28 +308,34 @@ def parse_override(text: str) -> Dict[str, Any]:
     return value
 
 
-def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = None) -> PipelineConfig:
-    """Loads defaults, then the YAML file at ``path``, then ``overrides`` (``section.key=value``).
+def _read_yaml(path: str) -> Dict[str, Any]:
+    import yaml
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path!r}. Pass --conf with an existing YAML file, e.g. conf/nightly.yaml")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            loaded = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"config file {path!r} must hold a mapping of sections, got {type(loaded).__name__}")
+    return dict(loaded)
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = None,
+                layers: Optional[List[str]] = None) -> PipelineConfig:
+    """Loads defaults, then the YAML file at ``path``, then each YAML in ``layers`` (e.g. a model's
+    ``conf/models/<model>.yaml``), then ``overrides`` (``section.key=value``).
 
     Raises:
         ConfigError: the file is missing or not YAML, or a key is unknown or of the wrong type.
     """
-    import yaml
-
     data: Dict[str, Any] = {}
-    if path:
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path!r}. Pass --conf with an existing YAML file, e.g. conf/nightly.yaml")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                loaded = yaml.safe_load(fh)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(f"config file {path!r} must hold a mapping of sections, got {type(loaded).__name__}")
-        data = dict(loaded)
+    for file_path in ([path] if path else []) + list(layers or []):
+        data = _merge(data, _read_yaml(file_path))
     for text in overrides or []:
         data = _merge(data, parse_override(text))
     return _build(PipelineConfig, data, "").validate()

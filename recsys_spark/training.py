@@ -30,6 +30,8 @@ class TrainSpec:
     learning_rate: float
     seed: int
     loss: str = "bpr"
+    n_layers: int = 3
+    graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
     shuffle_buffer: int = 10000
     reader_workers: int = 2
     sparse_as_dense: bool = True
@@ -71,8 +73,13 @@ def build_model(spec: TrainSpec, item_log_q=None):
     from recsys_spark.models import registry
 
     cls = registry()[spec.model]
+    extra = {}
+    if cls.needs_graph:
+        from recsys_spark.etl.features import load_adjacency
+
+        extra["graph"] = load_adjacency(spec.graph_path, spec.n_users, spec.n_items)
     return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed,
-               loss=spec.loss, item_log_q=item_log_q)
+               loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, **extra)
 
 
 class _Validator:
@@ -316,7 +323,8 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, shuffle_buffer=tc.shuffle_buffer,
         reader_workers=tc.reader_workers, train_path=local_train, validation_path=validation_path,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
-        checkpoint_dir=checkpoint_dir, resume=resume,
+        checkpoint_dir=checkpoint_dir, resume=resume, n_layers=tc.n_layers,
+        graph_path=lake.local_path(lake.require_partition(S.GRAPH_EDGES, ds, hint)),
     )
     started = time.time()
     result = train_distributed(spark, spec, tc.num_proc)

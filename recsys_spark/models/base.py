@@ -21,6 +21,7 @@ class Recommender(tf.keras.Model):
     """
 
     name = "base"
+    needs_graph = False  # True: the constructor takes graph=(rows, cols, weights, shape) of the train graph
 
     def __init__(self, n_users: int, n_items: int, **kwargs):
         super().__init__(name=self.name)

@@ -30,7 +30,7 @@ class MatrixFactorization(Recommender):
     name = "mf"
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 32, l2: float = 1e-5, seed: int = 0,
-                 loss: str = "bpr", item_log_q: Optional[np.ndarray] = None):
+                 loss: str = "bpr", item_log_q: Optional[np.ndarray] = None, **_):
         super().__init__(n_users, n_items)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
