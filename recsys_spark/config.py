@@ -111,6 +111,8 @@ class TrainConfig:
     seed: int = 7
     loss: str = "bpr"
     n_layers: int = 3
+    heads: int = 1
+    dropout: float = 0.2
     patience: int = 3
     validation_max_users: int = 20000
     checkpoint: bool = True
@@ -166,8 +168,12 @@ class PipelineConfig:
             problems.append(f"train.model={self.train.model!r}: supported models are {list(MODEL_NAMES)}")
         if self.score.model not in MODEL_NAMES:
             problems.append(f"score.model={self.score.model!r}: supported models are {list(MODEL_NAMES)}")
-        if self.train.loss not in ("bpr", "softmax"):
-            problems.append(f"train.loss={self.train.loss!r}: use 'bpr' or 'softmax'")
+        if self.train.loss not in ("bpr", "softmax", "full"):
+            problems.append(f"train.loss={self.train.loss!r}: use 'bpr', 'softmax' or (sasrec) 'full'")
+        if self.train.loss == "full" and self.train.model != "sasrec":
+            problems.append("train.loss='full' (softmax over the catalogue) is for sasrec; use 'bpr' or 'softmax'")
+        if self.train.embedding_dim % max(self.train.heads, 1):
+            problems.append("train.embedding_dim must be a multiple of train.heads")
         if self.evaluate.baseline != "popularity":
             problems.append("evaluate.baseline: only 'popularity' is supported")
         unknown = sorted(set(self.build.event_weights) - set(EVENT_TYPES))

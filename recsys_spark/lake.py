@@ -187,13 +187,16 @@ class Lake:
         return self.partition_path(table, ds)
 
     def write_bundle(self, table: str, ds: str, frames: Dict[str, DataFrame],
-                     files: Optional[Dict[str, str]] = None) -> str:
-        """Overwrites ``<table>/ds=<ds>`` with several Parquet sub-tables and small text files at once."""
+                     files: Optional[Dict[str, str]] = None, local_dirs: Optional[Dict[str, str]] = None) -> str:
+        """Overwrites ``<table>/ds=<ds>`` with several Parquet sub-tables, small text files and copies of
+        local folders (a SavedModel) at once."""
         with self.overwrite_partition(table, ds) as staging:
             for name, df in frames.items():
                 self._write_parquet(df, f"{staging}/{name}")
             for name, text in (files or {}).items():
                 self.write_text(f"{staging}/{name}", text)
+            for name, local in (local_dirs or {}).items():
+                self._fs.copyFromLocalFile(False, True, self._Path(f"file://{local}"), self._Path(f"{staging}/{name}"))
             self.write_text(f"{staging}/{SUCCESS}", "")
         return self.partition_path(table, ds)
 

@@ -10,6 +10,14 @@ import warnings
 from recsys_spark.config import SparkConfig
 
 
+class _DropKnownTensorFlowNotices(logging.Filter):
+    """petastorm 0.13 builds its tf.data pipeline with APIs TF 2.15 marks deprecated, on every reader."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "from_generator" not in text and "output_types is deprecated" not in text
+
+
 def quiet_known_noise() -> None:
     """Filters warnings known to be harmless on this stack, so that real ones stay visible.
 
@@ -27,6 +35,8 @@ def quiet_known_noise() -> None:
     warnings.filterwarnings("ignore", message=r".*distutils Version classes are deprecated.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"petastorm(\..*)?")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"horovod(\..*)?")
+    warnings.filterwarnings("ignore", message=r"schema_fields behavior has changed")
+    logging.getLogger("tensorflow").addFilter(_DropKnownTensorFlowNotices())
     logging.getLogger("py4j").setLevel(logging.WARNING)
     logging.getLogger("petastorm").setLevel(logging.WARNING)
 

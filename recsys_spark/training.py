@@ -32,6 +32,13 @@ class TrainSpec:
     loss: str = "bpr"
     n_layers: int = 3
     graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
+    sequences_path: Optional[str] = None  # sequences of the same ds, for sequence models
+    item_features_path: Optional[str] = None  # item_features of the same ds, for content models
+    title_hash_features: int = 1024
+    feed_fields: Optional[List[str]] = None  # columns read from train_url (default user_idx, item_idx)
+    max_len: int = 50
+    heads: int = 1
+    dropout: float = 0.2
     shuffle_buffer: int = 10000
     reader_workers: int = 2
     sparse_as_dense: bool = True
@@ -61,6 +68,7 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from_epoch: int = 0
     epoch_train_seconds: List[float] = field(default_factory=list)  # rank 0's feed + steps, per epoch
+    saved_model: Optional[str] = None  # local folder of a sequence model's encoder
     all_rank_weights: Optional[List[List[Any]]] = None
 
 
@@ -78,6 +86,16 @@ def build_model(spec: TrainSpec, item_log_q=None):
         from recsys_spark.etl.features import load_adjacency
 
         extra["graph"] = load_adjacency(spec.graph_path, spec.n_users, spec.n_items)
+    if cls.needs_content:
+        from recsys_spark.models.two_tower import ItemContent
+
+        extra["content"] = ItemContent.from_parquet(spec.item_features_path, spec.n_items, spec.title_hash_features)
+    if spec.model == "sasrec":
+        from recsys_spark.models.sasrec import histories_from_sequences
+
+        extra["validation_history"], extra["export_history"] = histories_from_sequences(
+            spec.sequences_path, spec.n_users, spec.max_len)
+        extra.update(max_len=spec.max_len, heads=spec.heads, dropout=spec.dropout)
     return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed,
                loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, **extra)
 
@@ -97,7 +115,7 @@ class _Validator:
     def __call__(self, model) -> Dict[str, float]:
         from recsys_spark.evaluation import full_ranking_metrics
 
-        return full_ranking_metrics(model.user_vectors(), model.item_vectors(), self.history, self.targets,
+        return full_ranking_metrics(model.user_vectors(for_test=False), model.item_vectors(), self.history, self.targets,
                                     self.spec.validation_k, self.is_candidate, self.spec.validation_max_users,
                                     seed=self.spec.seed)
 
@@ -122,7 +140,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
 
     rank, size = distributed.init()
     item_log_q = None
-    if spec.loss == "softmax" and spec.train_path:
+    if spec.loss in ("softmax", "full") and spec.train_path:
         item_log_q = log_item_shares(load_pairs(spec.train_path)[1], spec.n_items)
     model = build_model(spec, item_log_q)
     # Linear scaling: the global batch is size x batch_size, so the step size grows with it.
@@ -132,14 +150,14 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
     manager = tf.train.CheckpointManager(checkpoint, spec.checkpoint_dir, max_to_keep=2) if spec.checkpoint_dir else None
     validator = _Validator(spec) if rank == 0 and spec.validation_path else None
-    best_vectors = None
+    best_weights = None
     history: List[Dict[str, float]] = []
     resumed_from = 0
     if spec.resume and manager is not None and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
         resumed_from = int(state["epoch"].numpy())
         if rank == 0:
-            best_vectors, history = _load_best(spec.checkpoint_dir)
+            best_weights, history = _load_best(spec.checkpoint_dir)
 
     def make_step(broadcast: bool):
         @tf.function
@@ -160,7 +178,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     first_step, step = make_step(True), make_step(False)
     n_steps = steps_per_epoch(spec.n_rows, spec.batch_size, size)
     losses: List[float] = []
-    fields = [S.USER_IDX, S.ITEM_IDX]
+    fields = spec.feed_fields or [S.USER_IDX, S.ITEM_IDX]
     stopped_early = False
     is_first = True
     train_seconds: List[float] = []
@@ -189,13 +207,13 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
                 state["best_ndcg"].assign(metrics["ndcg"])
                 state["best_epoch"].assign(epoch + 1)
                 state["bad_epochs"].assign(0)
-                best_vectors = (model.user_vectors(), model.item_vectors())
+                best_weights = [v.numpy() for v in model.variables]
             else:
                 state["bad_epochs"].assign_add(1)
                 stop = float(state["bad_epochs"].numpy() >= spec.patience)
         if rank == 0 and manager is not None:
             manager.save(checkpoint_number=epoch + 1)
-            _save_best(spec.checkpoint_dir, best_vectors, history)
+            _save_best(spec.checkpoint_dir, best_weights, history)
         if distributed.value_from_rank0(stop) > 0:
             stopped_early = True
             break
@@ -205,9 +223,12 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
                            "stopped_early": stopped_early, "resumed_from_epoch": resumed_from,
                            "train_seconds": train_seconds}
     if rank == 0:
-        if best_vectors is None:
-            best_vectors = (model.user_vectors(), model.item_vectors())
-        out["user_vectors"], out["item_vectors"] = best_vectors
+        if best_weights is not None:  # export the best validated epoch, not the last
+            for variable, value in zip(model.variables, best_weights):
+                variable.assign(value)
+        out["user_vectors"], out["item_vectors"] = model.user_vectors(for_test=True), model.item_vectors()
+        if hasattr(model, "encode") and spec.checkpoint_dir:
+            out["saved_model"] = _save_encoder(model, spec)
         out["validation"] = history
         out["best_epoch"] = int(state["best_epoch"].numpy()) if validator is not None else None
     if spec.return_weights_from_all_ranks:
@@ -215,12 +236,12 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     return out
 
 
-def _save_best(folder: str, best_vectors, history) -> None:
+def _save_best(folder: str, best_weights, history) -> None:
     import os
 
-    if best_vectors is not None:
+    if best_weights is not None:
         tmp = os.path.join(folder, "best.tmp.npz")
-        np.savez(tmp, user_vectors=best_vectors[0], item_vectors=best_vectors[1])
+        np.savez(tmp, *best_weights)
         os.replace(tmp, os.path.join(folder, "best.npz"))
     with open(os.path.join(folder, "validation.json.tmp"), "w") as fh:
         json.dump(history, fh)
@@ -233,12 +254,36 @@ def _load_best(folder: str):
     best = None
     if os.path.exists(os.path.join(folder, "best.npz")):
         data = np.load(os.path.join(folder, "best.npz"))
-        best = (data["user_vectors"], data["item_vectors"])
+        best = [data[f"arr_{k}"] for k in range(len(data.files))]
     history = []
     if os.path.exists(os.path.join(folder, "validation.json")):
         with open(os.path.join(folder, "validation.json")) as fh:
             history = json.load(fh)
     return best, history
+
+
+def _save_encoder(model, spec: TrainSpec) -> str:
+    """Saves a sequence model's encoder as a SavedModel: history [None, L] int32 -> user vector [None, d]."""
+    import os
+    import shutil
+
+    import tensorflow as tf
+
+    class Encoder(tf.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        @tf.function(input_signature=[tf.TensorSpec([None, spec.max_len], tf.int32, name="history")])
+        def encode(self, history):
+            hidden, _ = self.inner.encode(history, training=False)
+            return {"user_vector": hidden[:, -1]}
+
+    path = os.path.join(spec.checkpoint_dir, "saved_model")
+    shutil.rmtree(path, ignore_errors=True)
+    encoder = Encoder(model)
+    tf.saved_model.save(encoder, path, signatures={"serving_default": encoder.encode})
+    return path
 
 
 def _optimizer_variables(optimizer):
@@ -267,6 +312,7 @@ def train_distributed(spark, spec: TrainSpec, num_proc: int) -> TrainResult:
         stopped_early=rank0["stopped_early"],
         resumed_from_epoch=rank0["resumed_from_epoch"],
         epoch_train_seconds=rank0["train_seconds"],
+        saved_model=rank0.get("saved_model"),
         all_rank_weights=[r["weights"] for r in results] if spec.return_weights_from_all_ranks else None,
     )
 
@@ -295,6 +341,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
     from pyspark.sql import functions as F
 
     from recsys_spark import feed
+    from recsys_spark.models import feed_of
 
     tc = cfg.train
     hint = f"run `python -m jobs.build_tables --ds {ds} --lake {lake.root}` first."
@@ -302,13 +349,15 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
     n_users = lake.read_table(S.USER_VOCAB, ds, hint).agg(F.max(S.USER_IDX)).first()[0] + 1
     n_items = lake.read_table(S.ITEM_VOCAB, ds, hint).agg(F.max(S.ITEM_IDX)).first()[0] + 1
     local_train = lake.local_path(train_path)
-    n_rows = feed.count_rows(local_train)
+    feed_table, feed_fields = feed_of(tc.model)
+    feed_path = lake.require_partition(feed_table, ds, hint)
+    n_rows = feed.count_rows(lake.local_path(feed_path))
     if n_rows == 0:
-        raise MissingInputError(f"the train table {train_path} is empty: there is nothing to learn from for ds={ds}")
-    row_groups = feed.count_row_groups(local_train)
+        raise MissingInputError(f"the {feed_table} table {feed_path} is empty: there is nothing to learn from for ds={ds}")
+    row_groups = feed.count_row_groups(lake.local_path(feed_path))
     if row_groups < tc.num_proc:
         raise MissingInputError(
-            f"{train_path} has {row_groups} Parquet row groups but train.num_proc={tc.num_proc}: every rank "
+            f"{feed_path} has {row_groups} Parquet row groups but train.num_proc={tc.num_proc}: every rank "
             f"needs at least one. Re-run build_tables with the same train.num_proc."
         )
     validation_path = lake.local_path(lake.require_partition(S.VALIDATION, ds, hint))
@@ -318,13 +367,17 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         if not resume:
             lake.delete(checkpoint_dir)
     spec = TrainSpec(
-        train_url=lake.url(train_path), n_rows=n_rows, n_users=int(n_users), n_items=int(n_items),
+        train_url=lake.url(feed_path), feed_fields=feed_fields, n_rows=n_rows, n_users=int(n_users), n_items=int(n_items),
         model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
         learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, shuffle_buffer=tc.shuffle_buffer,
         reader_workers=tc.reader_workers, train_path=local_train, validation_path=validation_path,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
         checkpoint_dir=checkpoint_dir, resume=resume, n_layers=tc.n_layers,
         graph_path=lake.local_path(lake.require_partition(S.GRAPH_EDGES, ds, hint)),
+        sequences_path=lake.local_path(lake.require_partition(S.SEQUENCES, ds, hint)),
+        max_len=cfg.build.sequence_length, heads=tc.heads, dropout=tc.dropout,
+        item_features_path=lake.local_path(lake.require_partition(S.ITEM_FEATURES, ds, hint)),
+        title_hash_features=cfg.build.title_hash_features,
     )
     started = time.time()
     result = train_distributed(spark, spec, tc.num_proc)
@@ -359,6 +412,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
             "item_embeddings": vectors_df(spark, result.item_vectors, S.ITEM_IDX, "item"),
         },
         files={"metadata.json": json.dumps(metadata, indent=2, sort_keys=True) + "\n"},
+        local_dirs={"encoder": result.saved_model} if result.saved_model else None,
     )
     metadata["path"] = path
     return metadata

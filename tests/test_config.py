@@ -40,8 +40,8 @@ def test_wrong_types_are_named(tmp_path):
 def test_missing_file_and_bad_values():
     with pytest.raises(ConfigError, match=r"config file not found: 'nope.yaml'"):
         load_config("nope.yaml")
-    with pytest.raises(ConfigError, match=r"train.model='sasrec'"):
-        load_config(None, ["train.model=sasrec"])
+    with pytest.raises(ConfigError, match=r"train.model='bert4rec'"):
+        load_config(None, ["train.model=bert4rec"])
     with pytest.raises(ConfigError, match=r"score.top_n=0: must be > 0"):
         load_config(None, ["score.top_n=0"])
     with pytest.raises(ConfigError, match=r"unknown event types \['like'\]"):

@@ -112,3 +112,29 @@ def test_jobs_fail_with_one_clear_message(tmp_path):
     assert proc.returncode == 2 and "unknown config key(s) ['train.epoch']" in proc.stderr
     proc = run_job("jobs.score", "--ds", "01/01/2026", "--lake", str(tmp_path))
     assert proc.returncode == 2 and "give the run date as YYYY-MM-DD" in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["two_tower", "lightgcn", "gcn", "sasrec"])
+def test_every_model_trains_through_the_same_job_and_exports(nightly, model):
+    from recsys_spark.config import load_config
+    from recsys_spark.training import run_train
+
+    lake, _, _ = nightly
+    cfg = load_config(TEST_CONF, [f"train.model={model}", "train.epochs=2", "train.embedding_dim=8",
+                                  "train.loss=softmax" if model == "two_tower" else "train.loss=bpr",
+                                  "train.batch_size=64" if model == "sasrec" else "train.batch_size=256"])
+    meta = run_train(lake.spark, lake, cfg, DS)
+    assert meta["model"] == model and meta["epochs_run"] == 2 and len(meta["validation"]) == 2
+    assert 0.0 < meta["validation_ndcg"] <= 1.0
+    path = lake.partition_path(S.model_table(model), DS)
+    users = lake.spark.read.parquet(f"{path}/user_embeddings")
+    items = lake.spark.read.parquet(f"{path}/item_embeddings")
+    assert users.count() == meta["n_users"] and items.count() == meta["n_items"]
+    assert len(users.first()[S.EMBEDDING]) == len(items.first()[S.EMBEDDING]) == 8
+    if model == "sasrec":
+        import numpy as np
+        import tensorflow as tf
+
+        encoder = tf.saved_model.load(os.path.join(path, "encoder"))
+        out = encoder.signatures["serving_default"](history=tf.constant(np.full((2, 50), -1, np.int32)))
+        assert out["user_vector"].shape == (2, 8)

@@ -189,7 +189,8 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
     for split, table in ((S.SPLIT_VALIDATION, S.VALIDATION), (S.SPLIT_TEST, S.TEST)):
         timed(table, lambda: lake.write_table(select_pairs(interactions_df, split), table, ds, files=1))
     train_df = lake.read_table(S.TRAIN, ds, "")
-    timed(S.SEQUENCES, lambda: lake.write_table(features.sequences(interactions_df, cfg.sequence_length), S.SEQUENCES, ds))
+    timed(S.SEQUENCES, lambda: lake.write_table(features.sequences(interactions_df, cfg.sequence_length), S.SEQUENCES, ds,
+                                                files=train_files, row_group_bytes=cfg.train_row_group_mb * 1024 * 1024))
     timed(S.GRAPH_EDGES, lambda: lake.write_table(features.graph_edges(train_df), S.GRAPH_EDGES, ds, files=train_cfg.num_proc))
     timed(S.GRAPH_DEGREES, lambda: lake.write_table(features.graph_degrees(train_df), S.GRAPH_DEGREES, ds, files=1))
     timed(S.ITEM_COOCCURRENCE, lambda: lake.write_table(

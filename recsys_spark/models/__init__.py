@@ -7,8 +7,19 @@ def registry() -> Dict[str, Type]:
     """Model name -> class; imports TensorFlow, so call it inside training code only."""
     from recsys_spark.models.graph import GCN, LightGCN
     from recsys_spark.models.mf import MatrixFactorization
+    from recsys_spark.models.sasrec import SASRec
+    from recsys_spark.models.two_tower import TwoTower
 
-    return {cls.name: cls for cls in (MatrixFactorization, LightGCN, GCN)}
+    return {cls.name: cls for cls in (MatrixFactorization, TwoTower, LightGCN, GCN, SASRec)}
 
 
-MODEL_NAMES = ("mf", "lightgcn", "gcn")
+MODEL_NAMES = ("mf", "two_tower", "lightgcn", "gcn", "sasrec")
+
+
+def feed_of(model: str):
+    """(table, columns) a model trains on; TensorFlow-free so that the driver can ask."""
+    from recsys_spark import schemas as S
+
+    if model == "sasrec":
+        return S.SEQUENCES, [S.USER_IDX, S.HISTORY]
+    return S.TRAIN, [S.USER_IDX, S.ITEM_IDX]

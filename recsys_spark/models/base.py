@@ -22,6 +22,7 @@ class Recommender(tf.keras.Model):
 
     name = "base"
     needs_graph = False  # True: the constructor takes graph=(rows, cols, weights, shape) of the train graph
+    needs_content = False  # True: the constructor takes content=ItemContent of the item_features table
 
     def __init__(self, n_users: int, n_items: int, **kwargs):
         super().__init__(name=self.name)
@@ -32,8 +33,9 @@ class Recommender(tf.keras.Model):
         """Scalar training loss for a batch of ``{column: [B] tensor}``."""
         raise NotImplementedError
 
-    def user_vectors(self) -> np.ndarray:
-        """[n_users, d'] float32."""
+    def user_vectors(self, for_test: bool = True) -> np.ndarray:
+        """[n_users, d'] float32. ``for_test=False`` asks for the vectors used on validation (models whose
+        user vector depends on the history leave the validation items out of it)."""
         raise NotImplementedError
 
     def item_vectors(self) -> np.ndarray:

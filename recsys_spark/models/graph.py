@@ -65,7 +65,7 @@ class _GraphRecommender(Recommender):
         norms = tf.add_n([tf.reduce_sum(tf.square(e)) for e in ego])
         return loss + self.l2 * norms / tf.cast(tf.shape(users)[0], tf.float32)
 
-    def user_vectors(self) -> np.ndarray:
+    def user_vectors(self, for_test: bool = True) -> np.ndarray:
         return self.propagate().numpy()[: self.n_users].astype(np.float32)
 
     def item_vectors(self) -> np.ndarray:

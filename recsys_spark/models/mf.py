@@ -74,7 +74,7 @@ class MatrixFactorization(Recommender):
             tf.square(self.item_embedding(negatives)))
         return loss + self.l2 * norms / batch_size
 
-    def user_vectors(self) -> np.ndarray:
+    def user_vectors(self, for_test: bool = True) -> np.ndarray:
         p = self.user_embedding.embeddings.numpy()
         return np.hstack([p, np.ones((p.shape[0], 1), np.float32)]).astype(np.float32)
 
