@@ -168,8 +168,10 @@ class PipelineConfig:
             problems.append(f"train.model={self.train.model!r}: supported models are {list(MODEL_NAMES)}")
         if self.score.model not in MODEL_NAMES:
             problems.append(f"score.model={self.score.model!r}: supported models are {list(MODEL_NAMES)}")
-        if self.train.loss not in ("bpr", "softmax", "full"):
-            problems.append(f"train.loss={self.train.loss!r}: use 'bpr', 'softmax' or (sasrec) 'full'")
+        if self.train.loss not in ("bpr", "softmax", "full", "mse"):
+            problems.append(f"train.loss={self.train.loss!r}: use 'bpr', 'softmax', (mf) 'mse' or (sasrec) 'full'")
+        if self.train.loss == "mse" and self.train.model != "mf":
+            problems.append("train.loss='mse' (explicit ratings) is for mf")
         if self.train.loss == "full" and self.train.model != "sasrec":
             problems.append("train.loss='full' (softmax over the catalogue) is for sasrec; use 'bpr' or 'softmax'")
         if self.train.embedding_dim % max(self.train.heads, 1):

@@ -145,12 +145,14 @@ INTERACTIONS_SCHEMA = T.StructType(
     ]
 )
 
-# The train/validation/test tables hold what a trainer reads: no timestamps, narrow numeric types.
+# The train/validation/test tables hold what a trainer reads: no timestamps, narrow numeric types;
+# ``rating`` is the pair's latest explicit rating (NULL for implicit-only pairs).
 PAIRS_SCHEMA = T.StructType(
     [
         T.StructField(USER_IDX, T.IntegerType(), False),
         T.StructField(ITEM_IDX, T.IntegerType(), False),
         T.StructField(WEIGHT, T.FloatType(), False),
+        T.StructField(RATING, T.FloatType(), True),
     ]
 )
 

@@ -349,7 +349,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
     n_users = lake.read_table(S.USER_VOCAB, ds, hint).agg(F.max(S.USER_IDX)).first()[0] + 1
     n_items = lake.read_table(S.ITEM_VOCAB, ds, hint).agg(F.max(S.ITEM_IDX)).first()[0] + 1
     local_train = lake.local_path(train_path)
-    feed_table, feed_fields = feed_of(tc.model)
+    feed_table, feed_fields = feed_of(tc.model, tc.loss)
     feed_path = lake.require_partition(feed_table, ds, hint)
     n_rows = feed.count_rows(lake.local_path(feed_path))
     if n_rows == 0:

@@ -57,7 +57,7 @@ def test_spark_top_k_excludes_seen_items(spark):
 
 
 def test_popularity_counts_distinct_train_users(spark):
-    train_df = spark.createDataFrame([(0, 1, 1.0), (1, 1, 1.0), (1, 2, 5.0)], S.PAIRS_SCHEMA)
+    train_df = spark.createDataFrame([(0, 1, 1.0, None), (1, 1, 1.0, 3.0), (1, 2, 5.0, None)], S.PAIRS_SCHEMA)
     matrix, candidate = popularity_vectors(train_df, 4)
     assert matrix[:, 0].tolist() == [0.0, 2.0, 1.0, 0.0]
     assert candidate.tolist() == [False, True, True, False]

@@ -77,3 +77,12 @@ def test_stateless_negatives_are_reproducible():
     batch = {S.USER_IDX: tf.constant([0, 1, 2]), S.ITEM_IDX: tf.constant([1, 2, 3]),
              "_seed": tf.constant([5, 11], tf.int64)}
     assert float(model.compute_loss(batch)) == float(model.compute_loss(batch))
+
+
+def test_mse_on_explicit_ratings_ignores_unrated_rows():
+    model = MatrixFactorization(3, 4, embedding_dim=2, seed=2, loss="mse", l2=0.0)
+    users, items = tf.constant([0, 1, 2]), tf.constant([1, 2, 3])
+    batch = {S.USER_IDX: users, S.ITEM_IDX: items, S.RATING: tf.constant([4.0, np.nan, 2.0])}
+    pred = model.score(users, items).numpy()
+    expected = ((pred[0] - 4.0) ** 2 + (pred[2] - 2.0) ** 2) / 2
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-5)

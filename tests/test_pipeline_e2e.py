@@ -114,14 +114,15 @@ def test_jobs_fail_with_one_clear_message(tmp_path):
     assert proc.returncode == 2 and "give the run date as YYYY-MM-DD" in proc.stderr
 
 
-@pytest.mark.parametrize("model", ["two_tower", "lightgcn", "gcn", "sasrec"])
-def test_every_model_trains_through_the_same_job_and_exports(nightly, model):
+@pytest.mark.parametrize("model,loss", [("mf", "mse"), ("two_tower", "softmax"), ("lightgcn", "bpr"), ("gcn", "bpr"),
+                                        ("sasrec", "full")])
+def test_every_model_trains_through_the_same_job_and_exports(nightly, model, loss):
     from recsys_spark.config import load_config
     from recsys_spark.training import run_train
 
     lake, _, _ = nightly
     cfg = load_config(TEST_CONF, [f"train.model={model}", "train.epochs=2", "train.embedding_dim=8",
-                                  "train.loss=softmax" if model == "two_tower" else "train.loss=bpr",
+                                  f"train.loss={loss}",
                                   "train.batch_size=64" if model == "sasrec" else "train.batch_size=256"])
     meta = run_train(lake.spark, lake, cfg, DS)
     assert meta["model"] == model and meta["epochs_run"] == 2 and len(meta["validation"]) == 2
@@ -130,7 +131,8 @@ def test_every_model_trains_through_the_same_job_and_exports(nightly, model):
     users = lake.spark.read.parquet(f"{path}/user_embeddings")
     items = lake.spark.read.parquet(f"{path}/item_embeddings")
     assert users.count() == meta["n_users"] and items.count() == meta["n_items"]
-    assert len(users.first()[S.EMBEDDING]) == len(items.first()[S.EMBEDDING]) == 8
+    dim = 8 + (1 if model == "mf" else 0)  # MF folds the item bias into one extra dimension
+    assert len(users.first()[S.EMBEDDING]) == len(items.first()[S.EMBEDDING]) == dim
     if model == "sasrec":
         import numpy as np
         import tensorflow as tf

@@ -130,7 +130,8 @@ def leakage_free_interactions(indexed_events_df: DataFrame, split_pairs_df: Data
 
 
 def select_pairs(interactions_df: DataFrame, split: str) -> DataFrame:
-    return interactions_df.filter(F.col(S.SPLIT) == split).select(S.USER_IDX, S.ITEM_IDX, S.WEIGHT)
+    return interactions_df.filter(F.col(S.SPLIT) == split).select(
+        S.USER_IDX, S.ITEM_IDX, S.WEIGHT, F.col(S.LAST_RATING).cast("float").alias(S.RATING))
 
 
 def lookback_start(ds: str, lookback_days: int) -> str:

@@ -16,10 +16,12 @@ def registry() -> Dict[str, Type]:
 MODEL_NAMES = ("mf", "two_tower", "lightgcn", "gcn", "sasrec")
 
 
-def feed_of(model: str):
+def feed_of(model: str, loss: str = "bpr"):
     """(table, columns) a model trains on; TensorFlow-free so that the driver can ask."""
     from recsys_spark import schemas as S
 
     if model == "sasrec":
         return S.SEQUENCES, [S.USER_IDX, S.HISTORY]
+    if loss == "mse":
+        return S.TRAIN, [S.USER_IDX, S.ITEM_IDX, S.RATING]
     return S.TRAIN, [S.USER_IDX, S.ITEM_IDX]

@@ -1,4 +1,5 @@
-"""Matrix factorisation: score(u, i) = p_u . q_i + b_i, trained with BPR or in-batch sampled softmax."""
+"""Matrix factorisation: score(u, i) = p_u . q_i + b_i, trained with BPR, in-batch sampled softmax, or
+MSE on explicit ratings (rows without a rating are left out of that loss)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from recsys_spark.models.base import Recommender
 from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss
 
 SEED_KEY = "_seed"  # batch entry: [2] int64 seed for stateless negative sampling (rank, step)
-LOSSES = ("bpr", "softmax")
+LOSSES = ("bpr", "softmax", "mse")
 
 
 class MatrixFactorization(Recommender):
@@ -23,7 +24,8 @@ class MatrixFactorization(Recommender):
         embedding_dim: d.
         l2: weight of the squared norm of the embeddings used in a batch.
         seed: initialisation seed.
-        loss: "bpr" (one uniform negative per positive) or "softmax" (in-batch negatives, logQ-corrected).
+        loss: "bpr" (one uniform negative per positive), "softmax" (in-batch negatives, logQ-corrected) or
+            "mse" (squared error against the batch's ``rating``; unrated rows are masked out).
         item_log_q: [n_items] log share of each item in train, for the softmax correction.
     """
 
@@ -58,6 +60,13 @@ class MatrixFactorization(Recommender):
         positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
         batch_size = tf.cast(tf.shape(users)[0], tf.float32)
         p, q = self.user_embedding(users), self.item_embedding(positives)
+        if self.loss_name == "mse":
+            ratings = tf.cast(batch[S.RATING], tf.float32)
+            rated = tf.math.is_finite(ratings)
+            error = tf.where(rated, self.score(users, positives) - tf.where(rated, ratings, 0.0), 0.0)
+            n_rated = tf.maximum(tf.reduce_sum(tf.cast(rated, tf.float32)), 1.0)
+            norms = tf.reduce_sum(tf.square(p)) + tf.reduce_sum(tf.square(q))
+            return tf.reduce_sum(tf.square(error)) / n_rated + self.l2 * norms / batch_size
         if self.loss_name == "softmax":
             bias = tf.squeeze(self.item_bias(positives), -1)
             loss = in_batch_softmax_loss(p, q, positives, tf.gather(self.item_log_q, positives), bias)

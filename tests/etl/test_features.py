@@ -50,7 +50,7 @@ def test_graph_degrees_and_cooccurrence(spark):
 
 def test_item_features(spark):
     vocab = spark.createDataFrame([("a", 0, DS), ("b", 1, DS), ("c", 2, DS)], S.VOCAB_SCHEMAS[S.ITEM_VOCAB])
-    train = spark.createDataFrame([(0, 0, 1.0), (1, 0, 1.0), (1, 1, 1.0)], S.PAIRS_SCHEMA)
+    train = spark.createDataFrame([(0, 0, 1.0, None), (1, 0, 1.0, None), (1, 1, 1.0, 4.0)], S.PAIRS_SCHEMA)
     catalog = spark.createDataFrame(
         [("a", "Red Lamp", "home", None, ["x", "y"], 10.0), ("b", "red red kettle", None, ["kitchen", "home"], None, None)],
         S.RAW_ITEM_SCHEMA)
@@ -81,7 +81,7 @@ def test_time_cut_split(spark):
 
 
 def test_adjacency_from_parquet_without_spark(spark, lake):
-    train = spark.createDataFrame([(0, 0, 1.0), (0, 1, 1.0), (1, 1, 1.0)], S.PAIRS_SCHEMA)
+    train = spark.createDataFrame([(0, 0, 1.0, None), (0, 1, 1.0, None), (1, 1, 1.0, None)], S.PAIRS_SCHEMA)
     path = lake.write_table(FT.graph_edges(train), S.GRAPH_EDGES, DS)
     rows, cols, weights, shape = FT.load_adjacency(path, n_users=2, n_items=2)
     dense = np.zeros(shape)
