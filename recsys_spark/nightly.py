@@ -47,8 +47,8 @@ def summary(result: Dict, ds: str) -> str:
         f"tables: {build['n_users']} users, {build['n_items']} items, pairs {build['pairs_by_split']}",
         f"train:  {train['model']} on {train['num_proc']} Horovod ranks, {len(train['epoch_losses'])} epochs, "
         f"{train['train_time_s']} s, loss {train['epoch_losses'][0]:.4f} -> {train['epoch_losses'][-1]:.4f}, "
-        f"best validation NDCG@{len(train['validation']) and train['config']['evaluate']['k']} "
-        f"{train['validation_ndcg'] or 0:.4f} at epoch {train['best_epoch']}",
+        f"best validation NDCG@{train['config']['evaluate']['k']} {train['validation_ndcg'] or 0:.4f} "
+        f"at epoch {train['best_epoch']}",
         "",
         "Test-split quality (full ranking, history masked):",
         metrics_table(result["evaluate"]),
