@@ -31,12 +31,10 @@ def parse_ds(ds: str) -> dt.date:
         UserError: the text is not such a date.
     """
     try:
-        return dt.date.fromisoformat(ds) if len(ds) == 10 else _bad_ds(ds)
+        if len(ds) == 10:
+            return dt.date.fromisoformat(ds)
     except ValueError:
-        return _bad_ds(ds)
-
-
-def _bad_ds(ds: str) -> dt.date:
+        pass
     raise UserError(f"--ds {ds!r} is not a date: give the run date as YYYY-MM-DD, e.g. --ds 2026-11-27")
 
 
