@@ -1,6 +1,6 @@
 """Model quality on a public dataset through the real jobs: load -> clean -> build once, then every model
 trained on 2 Horovod ranks (Petastorm feed) and evaluated on the test split (full ranking, history
-masked), over several seeds. Prints a table of test NDCG@10 / Recall@10 (mean and spread) and wall times.
+masked), over several seeds. Prints a table of test NDCG@K / Recall@K (evaluate.k; mean and spread) and wall times.
 
     .venv/bin/python bench/quality.py --dataset ml-100k --models mf,two_tower,lightgcn,gcn,sasrec --seeds 0,1,2
 
@@ -71,11 +71,12 @@ def main() -> None:
             rows = run_evaluate(spark, lake, cfg, DS)
             wall = time.time() - t0
             metrics = {(r[S.MODEL], r[S.METRIC]): r[S.VALUE] for r in rows}
-            popularity = (metrics[("popularity", "ndcg@10")], metrics[("popularity", "recall@10")])
+            k = cfg.evaluate.k
+            popularity = (metrics[("popularity", f"ndcg@{k}")], metrics[("popularity", f"recall@{k}")])
             results.setdefault(model, []).append(
-                (metrics[(model, "ndcg@10")], metrics[(model, "recall@10")], wall, meta["epochs_run"], meta["best_epoch"]))
-            print(f"  {model} seed {seed}: NDCG@10 {metrics[(model, 'ndcg@10')]:.4f} Recall@10 "
-                  f"{metrics[(model, 'recall@10')]:.4f} ({meta['epochs_run']} epochs, best {meta['best_epoch']}, "
+                (metrics[(model, f"ndcg@{k}")], metrics[(model, f"recall@{k}")], wall, meta["epochs_run"], meta["best_epoch"]))
+            print(f"  {model} seed {seed}: NDCG@{k} {metrics[(model, f'ndcg@{k}')]:.4f} Recall@{k} "
+                  f"{metrics[(model, f'recall@{k}')]:.4f} ({meta['epochs_run']} epochs, best {meta['best_epoch']}, "
                   f"{wall:.0f} s)", flush=True)
 
     def spread(values):
@@ -85,9 +86,10 @@ def main() -> None:
     for model, runs in results.items():
         body.append([model, spread([r[0] for r in runs]), spread([r[1] for r in runs]),
                      f"{statistics.mean(r[2] for r in runs):.0f}", ",".join(str(r[3]) for r in runs)])
-    print(format_table(["model", "NDCG@10", "Recall@10", "wall s / run", "epochs"], body))
+    k = base.evaluate.k
+    print(format_table(["model", f"NDCG@{k}", f"Recall@{k}", "wall s / run", "epochs"], body))
     best = max(results, key=lambda m: statistics.mean(r[0] for r in results[m]))
-    print(f"best: {best} NDCG@10 {statistics.mean(r[0] for r in results[best]):.4f} vs popularity {popularity[0]:.4f}: "
+    print(f"best: {best} NDCG@{k} {statistics.mean(r[0] for r in results[best]):.4f} vs popularity {popularity[0]:.4f}: "
           f"ratio {statistics.mean(r[0] for r in results[best]) / popularity[0]:.2f}")
     spark.stop()
 
