@@ -137,6 +137,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
 
     from recsys_spark import distributed, feed
     from recsys_spark.evaluation import load_pairs, log_item_shares
+    from recsys_spark.models.losses import SEED_KEY
 
     rank, size = distributed.init()
     item_log_q = None
@@ -193,7 +194,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
             batches = iter(dataset)
             for i in range(n_steps):
                 batch = dict(next(batches))
-                batch["_seed"] = tf.constant([spec.seed * 1009 + rank, epoch * n_steps + i], tf.int64)
+                batch[SEED_KEY] = tf.constant([spec.seed * 1009 + rank, epoch * n_steps + i], tf.int64)
                 total += float((first_step if is_first else step)(batch))
                 is_first = False
         train_seconds.append(time.time() - epoch_started)

@@ -73,15 +73,7 @@ def movielens_100k(folder: str):
             items.append({S.ITEM_ID: parts[0], S.TITLE: parts[1],
                           S.CATEGORIES: [genres[k] for k, f in enumerate(flags) if f == "1"],
                           S.TAGS: [f"year_{year}"] if year else []})
-    users = []
-    user_path = os.path.join(folder, "u.user")
-    if os.path.exists(user_path):
-        with open(user_path, encoding="latin-1") as fh:
-            for line in fh:
-                uid, age, gender, occupation, zipcode = line.rstrip("\n").split("|")
-                users.append({S.USER_ID: uid, "age": int(age), "gender": gender, "occupation": occupation,
-                              "zip": zipcode})
-    return events(), items, users
+    return events(), items, _movielens_users(os.path.join(folder, "u.user"), "|", ("uid", "age", "gender"))
 
 
 def movielens_1m(folder: str):
@@ -99,15 +91,19 @@ def movielens_1m(folder: str):
             for line in fh:
                 item, title, genre_text = line.rstrip("\n").split("::")
                 items.append({S.ITEM_ID: item, S.TITLE: title, S.CATEGORIES: genre_text.split("|"), S.TAGS: []})
+    return events(), items, _movielens_users(os.path.join(folder, "users.dat"), "::", ("uid", "gender", "age"))
+
+
+def _movielens_users(path: str, separator: str, leading: tuple) -> List[Dict]:
+    """User records of u.user (id|age|gender|...) or users.dat (id::gender::age::...); [] if absent."""
     users = []
-    users_path = os.path.join(folder, "users.dat")
-    if os.path.exists(users_path):
-        with open(users_path, encoding="latin-1") as fh:
+    if os.path.exists(path):
+        with open(path, encoding="latin-1") as fh:
             for line in fh:
-                uid, gender, age, occupation, zipcode = line.rstrip("\n").split("::")
-                users.append({S.USER_ID: uid, "age": int(age), "gender": gender, "occupation": occupation,
-                              "zip": zipcode})
-    return events(), items, users
+                fields = dict(zip(leading + ("occupation", "zip"), line.rstrip("\n").split(separator)))
+                users.append({S.USER_ID: fields["uid"], "age": int(fields["age"]), "gender": fields["gender"],
+                              "occupation": fields["occupation"], "zip": fields["zip"]})
+    return users
 
 
 # ---- sequence files -------------------------------------------------------------------------------------

@@ -16,9 +16,7 @@ import tensorflow as tf
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
-from recsys_spark.models.losses import bpr_loss
-
-SEED_KEY = "_seed"
+from recsys_spark.models.losses import bpr_loss, uniform_negatives
 
 
 def sparse_adjacency(graph: Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]) -> tf.sparse.SparseTensor:
@@ -50,12 +48,7 @@ class _GraphRecommender(Recommender):
     def compute_loss(self, batch: Dict[str, tf.Tensor], training: bool = True) -> tf.Tensor:
         users = tf.cast(batch[S.USER_IDX], tf.int32)
         positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
-        seed = batch.get(SEED_KEY)
-        if seed is None:
-            negatives = tf.random.uniform(tf.shape(positives), 0, self.n_items, dtype=tf.int32)
-        else:
-            negatives = tf.random.stateless_uniform(tf.shape(positives), seed=seed, minval=0,
-                                                    maxval=self.n_items, dtype=tf.int32)
+        negatives = uniform_negatives(positives, self.n_items, batch)
         final = self.propagate(training)
         u = tf.gather(final, users)
         p = tf.gather(final, self.n_users + positives)

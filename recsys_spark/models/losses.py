@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import tensorflow as tf
+
+
+SEED_KEY = "_seed"  # batch entry: [2] int64 seed for stateless negative sampling (rank, step)
+
+
+def uniform_negatives(positives: tf.Tensor, n_items: int, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """One uniformly drawn item per positive, [B] int32; reproducible when the batch carries SEED_KEY."""
+    seed = batch.get(SEED_KEY)
+    if seed is None:
+        return tf.random.uniform(tf.shape(positives), 0, n_items, dtype=tf.int32)
+    return tf.random.stateless_uniform(tf.shape(positives), seed=seed, minval=0, maxval=n_items, dtype=tf.int32)
 
 
 def bpr_loss(positive_scores: tf.Tensor, negative_scores: tf.Tensor) -> tf.Tensor:

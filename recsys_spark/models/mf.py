@@ -10,9 +10,7 @@ import tensorflow as tf
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
-from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss
-
-SEED_KEY = "_seed"  # batch entry: [2] int64 seed for stateless negative sampling (rank, step)
+from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss, uniform_negatives
 LOSSES = ("bpr", "softmax", "mse")
 
 
@@ -72,12 +70,7 @@ class MatrixFactorization(Recommender):
             loss = in_batch_softmax_loss(p, q, positives, tf.gather(self.item_log_q, positives), bias)
             norms = tf.reduce_sum(tf.square(p)) + tf.reduce_sum(tf.square(q))
             return loss + self.l2 * norms / batch_size
-        seed = batch.get(SEED_KEY)
-        if seed is None:
-            negatives = tf.random.uniform(tf.shape(positives), 0, self.n_items, dtype=tf.int32)
-        else:
-            negatives = tf.random.stateless_uniform(tf.shape(positives), seed=seed, minval=0, maxval=self.n_items,
-                                                    dtype=tf.int32)
+        negatives = uniform_negatives(positives, self.n_items, batch)
         loss = bpr_loss(self.score(users, positives), self.score(users, negatives))
         norms = tf.reduce_sum(tf.square(p)) + tf.reduce_sum(tf.square(q)) + tf.reduce_sum(
             tf.square(self.item_embedding(negatives)))

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
-from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss
+from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss, uniform_negatives
 
 
 class ItemContent:
@@ -104,10 +104,7 @@ class TwoTower(Recommender):
         positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
         u, v = self.user_embedding(users), self.item_tower(positives)
         if self.loss_name == "bpr":
-            seed = batch.get("_seed")
-            negatives = (tf.random.stateless_uniform(tf.shape(positives), seed=seed, minval=0, maxval=self.n_items,
-                                                     dtype=tf.int32) if seed is not None else
-                         tf.random.uniform(tf.shape(positives), 0, self.n_items, dtype=tf.int32))
+            negatives = uniform_negatives(positives, self.n_items, batch)
             loss = bpr_loss(tf.reduce_sum(u * v, -1), tf.reduce_sum(u * self.item_tower(negatives), -1))
         else:
             loss = in_batch_softmax_loss(u, v, positives, tf.gather(self.item_log_q, positives))
