@@ -86,6 +86,7 @@ def main() -> None:
         print(f"bare read.json->write.parquet: {bare_s[0]:.1f} s / {bare_s[1]:.1f} s -> {lines / base_s:,.0f} lines/s")
         print(f"clean_events {clean_s:.1f} s + build_tables {build_s:.1f} s = {pipeline_s:.1f} s "
               f"-> {lines / pipeline_s:,.0f} lines/s")
+        print("clean_events by step (s): " + ", ".join(f"{k} {v}" for k, v in report["step_s"].items()))
         print("build_tables by table (s): " + ", ".join(f"{k} {v}" for k, v in build_report["write_s"].items()))
         print(f"ratio pipeline/bare: {pipeline_s / base_s:.2f}x (target <= 2.5x)")
         spark.stop()

@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="ml-100k")
     parser.add_argument("--models", default="mf,two_tower,lightgcn,gcn,sasrec")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--lake", default="/tmp/recsys_quality_lake")
+    parser.add_argument("--lake", default=None, help="lake folder (default: /tmp/recsys_quality_lake/<dataset>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every model")
     args = parser.parse_args()
 
@@ -50,7 +50,7 @@ def main() -> None:
     dataset_conf = os.path.join("conf", "datasets", f"{args.dataset}.yaml")
     base = load_config(dataset_conf, args.overrides)
     spark = build_session(base.spark, app_suffix="bench-quality")
-    lake = Lake(spark, args.lake)
+    lake = Lake(spark, args.lake or os.path.join("/tmp/recsys_quality_lake", args.dataset))
     started = time.time()
     if not lake.has_partition(S.TRAIN, DS):
         write_dataset(fmt, os.path.join(DATA, rel), lake.root, DS,

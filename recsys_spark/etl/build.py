@@ -42,16 +42,29 @@ def extend_vocab(events_df: DataFrame, previous_vocab_df: Optional[DataFrame], i
         offset_row = previous_vocab_df.agg(F.max(idx_col)).first()[0]
         offset = 0 if offset_row is None else int(offset_row) + 1
         new_df = seen_df.join(previous_vocab_df.select(id_col), on=id_col, how="left_anti")
-    # zipWithIndex numbers a sorted RDD without pulling every row into one partition.
-    spark = events_df.sparkSession
-    ordered = new_df.orderBy(F.col("_first_ts"), F.col(id_col)).select(id_col).rdd.zipWithIndex()
-    appended_df = spark.createDataFrame(
-        ordered.map(lambda pair: (pair[0][0], int(pair[1]) + offset, ds)),
-        schema=S.VOCAB_SCHEMAS[S.USER_VOCAB if id_col == S.USER_ID else S.ITEM_VOCAB],
-    )
+    appended_df = number_in_order(new_df, "_first_ts", id_col, offset).select(
+        F.col(id_col), F.col("_index").cast("int").alias(idx_col), F.lit(ds).alias(S.FIRST_DS))
     if previous_vocab_df is None:
         return appended_df
     return previous_vocab_df.select(id_col, idx_col, S.FIRST_DS).unionByName(appended_df)
+
+
+def number_in_order(df: DataFrame, ts_col: str, id_col: str, offset: int = 0) -> DataFrame:
+    """Adds ``_index``: offset, offset + 1, ... in (``ts_col``, ``id_col``) order, without one big partition.
+
+    Rows fall into hourly buckets that are numbered in parallel; each bucket then starts after the sizes
+    of the earlier ones (one number per bucket reaches the driver). Deterministic for the same input.
+    """
+    df = df.withColumn("_bucket", F.floor(F.unix_seconds(F.col(ts_col)) / 3600))
+    starts, total = [], offset
+    for bucket, size in sorted(tuple(r) for r in df.groupBy("_bucket").count().collect()):
+        starts.append((bucket, total))
+        total += size
+    starts_df = df.sparkSession.createDataFrame(starts, "_bucket long, _start long")
+    within = Window.partitionBy("_bucket").orderBy(F.col(ts_col), F.col(id_col))
+    return (df.join(F.broadcast(starts_df), "_bucket")
+            .withColumn("_index", F.col("_start") + F.row_number().over(within) - 1)
+            .drop("_bucket", "_start"))
 
 
 def with_indices(events_df: DataFrame, user_vocab_df: DataFrame, item_vocab_df: DataFrame,

@@ -67,12 +67,19 @@ def item_cooccurrence(interactions_df: DataFrame, top_k: int, max_items_per_user
         .filter(F.col("_recency") <= max_items_per_user)
         .select(S.USER_IDX, S.ITEM_IDX)
     )
-    pairs = (
+    # Counting is symmetric: count each unordered pair once, then emit it in both directions.
+    lower, upper = F.col(f"a.{S.ITEM_IDX}"), F.col(f"b.{S.ITEM_IDX}")
+    unordered = (
         train.alias("a").join(train.alias("b"), on=S.USER_IDX)
-        .filter(F.col(f"a.{S.ITEM_IDX}") != F.col(f"b.{S.ITEM_IDX}"))
-        .groupBy(F.col(f"a.{S.ITEM_IDX}").alias(S.ITEM_IDX), F.col(f"b.{S.ITEM_IDX}").alias(S.NEIGHBOR_IDX))
+        .filter(lower < upper)
+        .groupBy(lower.alias("_lo"), upper.alias("_hi"))
         .agg(F.count(F.lit(1)).cast("int").alias(S.COUNT))
     )
+    directions = F.array(
+        F.struct(F.col("_lo").alias(S.ITEM_IDX), F.col("_hi").alias(S.NEIGHBOR_IDX)),
+        F.struct(F.col("_hi").alias(S.ITEM_IDX), F.col("_lo").alias(S.NEIGHBOR_IDX)),
+    )
+    pairs = unordered.select(F.explode(directions).alias("_d"), S.COUNT).select("_d.*", S.COUNT)
     best = Window.partitionBy(S.ITEM_IDX).orderBy(F.col(S.COUNT).desc(), F.col(S.NEIGHBOR_IDX))
     return pairs.withColumn(S.RANK, F.row_number().over(best).cast("int")).filter(F.col(S.RANK) <= top_k)
 
