@@ -80,36 +80,67 @@ def with_indices(events_df: DataFrame, user_vocab_df: DataFrame, item_vocab_df: 
     )
 
 
-def aggregate_pairs(indexed_events_df: DataFrame) -> DataFrame:
-    """One row per user-item pair: summed weight, event count, latest rating, first and last time."""
-    return indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(
-        F.sum(S.WEIGHT).cast("float").alias(S.WEIGHT),
-        F.count(F.lit(1)).cast("int").alias(S.EVENT_COUNT),
-        F.max_by(S.RATING, F.when(F.col(S.RATING).isNotNull(), F.col(S.EVENT_TS))).alias(S.LAST_RATING),
-        F.min(S.EVENT_TS).alias(S.FIRST_TS),
-        F.max(S.EVENT_TS).alias(S.LAST_TS),
-    )
+def _pair_aggregates(only_when=None, suffix: str = ""):
+    """Aggregates of one user-item pair's events (all of them, or those meeting ``only_when``)."""
+    def of(col):
+        return col if only_when is None else F.when(only_when, col)
+
+    ts = F.col(S.EVENT_TS)
+    return [
+        F.sum(of(F.col(S.WEIGHT))).cast("float").alias(S.WEIGHT + suffix),
+        F.count(of(F.lit(1))).cast("int").alias(S.EVENT_COUNT + suffix),
+        F.max_by(S.RATING, of(F.when(F.col(S.RATING).isNotNull(), ts))).alias(S.LAST_RATING + suffix),
+        F.min(of(ts)).alias(S.FIRST_TS + suffix),
+        F.max(of(ts)).alias(S.LAST_TS + suffix),
+    ]
 
 
-def with_leave_last_out_split(pairs_df: DataFrame, min_items_for_split: int) -> DataFrame:
-    """Adds ``split`` and the user's cut-off: the item first met last is test, the one before validation.
+_PAIR_VALUES = (S.WEIGHT, S.EVENT_COUNT, S.LAST_RATING, S.FIRST_TS, S.LAST_TS)
 
-    The cut-off is the validation item's first time: train keeps only events up to it. Users with fewer
-    than ``min_items_for_split`` items keep everything in train (no cut-off). Ties on time are broken by
-    item index so the split is deterministic.
+
+def aggregate_pairs(indexed_events_df: DataFrame, *keys: str) -> DataFrame:
+    """One row per user-item pair (and ``keys``): summed weight, event count, latest rating, first and last time."""
+    return indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX, *keys).agg(*_pair_aggregates())
+
+
+_TEST_ITEM, _VALIDATION_ITEM = "_test_item", "_validation_item"
+
+
+def user_cutoffs(indexed_events_df: DataFrame, min_items_for_split: int) -> DataFrame:
+    """Leave-last-out per user: (user_idx, _test_item, _validation_item, _cutoff_ts).
+
+    The item first met last is test, the one before it validation, and train may use events up to the
+    validation item's first time. Ties on time go to the larger item index, so the split is
+    deterministic. Users with fewer than ``min_items_for_split`` items are absent (all train).
     """
-    latest_first = Window.partitionBy(S.USER_IDX).orderBy(F.col(S.FIRST_TS).desc(), F.col(S.ITEM_IDX).desc())
-    per_user = Window.partitionBy(S.USER_IDX)
-    position = F.row_number().over(latest_first)
-    has_split = F.count(F.lit(1)).over(per_user) >= min_items_for_split
-    split = (
-        F.when(has_split & (position == 1), F.lit(S.SPLIT_TEST))
-        .when(has_split & (position == 2), F.lit(S.SPLIT_VALIDATION))
-        .otherwise(F.lit(S.SPLIT_TRAIN))
+    first_met = indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(F.min(S.EVENT_TS).alias(S.FIRST_TS))
+    latest = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.ITEM_IDX)), asc=False)
+    return (
+        first_met.groupBy(S.USER_IDX).agg(latest.alias("_latest"))
+        .filter(F.size("_latest") >= min_items_for_split)
+        .select(
+            S.USER_IDX,
+            F.col("_latest")[0][S.ITEM_IDX].alias(_TEST_ITEM),
+            F.col("_latest")[1][S.ITEM_IDX].alias(_VALIDATION_ITEM),
+            F.col("_latest")[1][S.FIRST_TS].alias(CUTOFF),
+        )
     )
-    df = pairs_df.withColumn(S.SPLIT, split)
-    validation_ts = F.max(F.when(F.col(S.SPLIT) == S.SPLIT_VALIDATION, F.col(S.FIRST_TS))).over(per_user)
-    return df.withColumn(CUTOFF, validation_ts)
+
+
+def leave_last_out_interactions(indexed_events_df: DataFrame, min_items_for_split: int) -> DataFrame:
+    """Interactions with a per-user leave-last-out split; train pairs aggregate events up to the cut-off only.
+
+    Each event takes its pair's split from its user's cut-offs (a small per-user table), train events after
+    the cut-off are dropped, and one aggregation by (user, item, split) does the rest.
+    """
+    item = F.col(S.ITEM_IDX)
+    split = (F.when(item == F.col(_TEST_ITEM), F.lit(S.SPLIT_TEST))
+             .when(item == F.col(_VALIDATION_ITEM), F.lit(S.SPLIT_VALIDATION))
+             .otherwise(F.lit(S.SPLIT_TRAIN)))
+    kept = (F.col(S.SPLIT) != S.SPLIT_TRAIN) | F.col(CUTOFF).isNull() | (F.col(S.EVENT_TS) <= F.col(CUTOFF))
+    events = indexed_events_df.join(user_cutoffs(indexed_events_df, min_items_for_split), S.USER_IDX, "left")
+    return aggregate_pairs(events.withColumn(S.SPLIT, split).filter(kept), S.SPLIT).select(
+        *S.INTERACTIONS_SCHEMA.fieldNames())
 
 
 def time_cut_bounds(ds: str, test_days: int, validation_days: int):
@@ -119,27 +150,30 @@ def time_cut_bounds(ds: str, test_days: int, validation_days: int):
     return test_start - dt.timedelta(days=validation_days), test_start
 
 
-def with_time_cut_split(pairs_df: DataFrame, validation_start: dt.datetime, test_start: dt.datetime) -> DataFrame:
-    """Adds ``split`` by the pair's first time against global cut times; train keeps events before them."""
+def time_cut_interactions(indexed_events_df: DataFrame, validation_start: dt.datetime,
+                          test_start: dt.datetime) -> DataFrame:
+    """Interactions split by each pair's first time against global cut times, in one aggregation.
+
+    A pair first met before ``validation_start`` is train and aggregates only its events before it; later
+    pairs are validation or test with all their events.
+    """
+    before_cut = F.col(S.EVENT_TS) < F.lit(validation_start)
+    pairs = indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(
+        *_pair_aggregates(), *_pair_aggregates(before_cut, suffix="_train"))
     first = F.col(S.FIRST_TS)
-    split = (
-        F.when(first >= F.lit(test_start), F.lit(S.SPLIT_TEST))
-        .when(first >= F.lit(validation_start), F.lit(S.SPLIT_VALIDATION))
-        .otherwise(F.lit(S.SPLIT_TRAIN))
-    )
-    last_train_instant = validation_start - dt.timedelta(microseconds=1)
-    return pairs_df.withColumn(S.SPLIT, split).withColumn(CUTOFF, F.lit(last_train_instant).cast("timestamp"))
+    is_train = first < F.lit(validation_start)
+    split = (F.when(first >= F.lit(test_start), F.lit(S.SPLIT_TEST))
+             .when(~is_train, F.lit(S.SPLIT_VALIDATION))
+             .otherwise(F.lit(S.SPLIT_TRAIN)))
+    values = [F.when(is_train, F.col(name + "_train")).otherwise(F.col(name)).alias(name) for name in _PAIR_VALUES]
+    return pairs.select(S.USER_IDX, S.ITEM_IDX, *values, split.alias(S.SPLIT))
 
 
-def leakage_free_interactions(indexed_events_df: DataFrame, split_pairs_df: DataFrame) -> DataFrame:
-    """Train rows re-aggregated from events up to each user's cut-off; validation/test rows as they are."""
-    train_keys = split_pairs_df.filter(F.col(S.SPLIT) == S.SPLIT_TRAIN).select(S.USER_IDX, S.ITEM_IDX, CUTOFF)
-    train_events = indexed_events_df.join(train_keys, on=[S.USER_IDX, S.ITEM_IDX]).filter(
-        F.col(CUTOFF).isNull() | (F.col(S.EVENT_TS) <= F.col(CUTOFF))
-    )
-    train_df = aggregate_pairs(train_events).withColumn(S.SPLIT, F.lit(S.SPLIT_TRAIN))
-    held_out_df = split_pairs_df.filter(F.col(S.SPLIT) != S.SPLIT_TRAIN).drop(CUTOFF)
-    return train_df.unionByName(held_out_df).select(*S.INTERACTIONS_SCHEMA.fieldNames())
+def interactions(indexed_events_df: DataFrame, cfg: BuildConfig, ds: str) -> DataFrame:
+    """The interactions table of ``cfg.split_mode``; nothing after a user's cut-off reaches train rows."""
+    if cfg.split_mode == "time_cut":
+        return time_cut_interactions(indexed_events_df, *time_cut_bounds(ds, cfg.test_days, cfg.validation_days))
+    return leave_last_out_interactions(indexed_events_df, cfg.min_items_for_split)
 
 
 def select_pairs(interactions_df: DataFrame, split: str) -> DataFrame:
@@ -149,12 +183,6 @@ def select_pairs(interactions_df: DataFrame, split: str) -> DataFrame:
 
 def lookback_start(ds: str, lookback_days: int) -> str:
     return (dt.date.fromisoformat(ds) - dt.timedelta(days=lookback_days - 1)).isoformat()
-
-
-def split_pairs(pairs_df: DataFrame, cfg: BuildConfig, ds: str) -> DataFrame:
-    if cfg.split_mode == "time_cut":
-        return with_time_cut_split(pairs_df, *time_cut_bounds(ds, cfg.test_days, cfg.validation_days))
-    return with_leave_last_out_split(pairs_df, cfg.min_items_for_split)
 
 
 def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: str) -> Dict:
@@ -187,10 +215,8 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         timed(table, lambda: lake.write_table(extend_vocab(events_df, previous_df, id_col, idx_col, ds), table, ds, files=1))
         vocabs[table] = lake.read_table(table, ds, "")
 
-    # One shuffle by user serves the pair aggregation, the per-user split windows and the train re-aggregation.
-    indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights).repartition(S.USER_IDX)
-    split_df = split_pairs(aggregate_pairs(indexed_df), cfg, ds)
-    timed(S.INTERACTIONS, lambda: lake.write_table(leakage_free_interactions(indexed_df, split_df), S.INTERACTIONS, ds))
+    indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights)
+    timed(S.INTERACTIONS, lambda: lake.write_table(interactions(indexed_df, cfg, ds), S.INTERACTIONS, ds))
     events_df.unpersist()
     interactions_df = lake.read_table(S.INTERACTIONS, ds, "")
 

@@ -62,7 +62,7 @@ def test_interactions_split_and_graph(spark):
     users = spark.createDataFrame([("u1", 0, D2), ("u2", 1, D2)], S.VOCAB_SCHEMAS[S.USER_VOCAB])
     items = spark.createDataFrame([("i1", 0, D2), ("i2", 1, D2), ("i3", 2, D2)], S.VOCAB_SCHEMAS[S.ITEM_VOCAB])
     indexed = B.with_indices(events_df, users, items, BuildConfig().event_weights)
-    interactions = B.leakage_free_interactions(indexed, B.aggregate_pairs(indexed).transform(B.with_leave_last_out_split, 3))
+    interactions = B.leave_last_out_interactions(indexed, 3)
     expected = spark.createDataFrame(
         [
             (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), "train"),   # view 1 + purchase 5; the day-24 click is cut

@@ -14,8 +14,8 @@ from recsys_spark.etl import features as FT
 DS = "2026-11-27"
 
 
-def t(day, hour=0):
-    return dt.datetime(2026, 11, day, hour)
+def t(day, hour=0, minute=0):
+    return dt.datetime(2026, 11, day, hour, minute)
 
 
 def interactions(spark, rows):
@@ -69,15 +69,20 @@ def test_item_features(spark):
 
 
 def test_time_cut_split(spark):
-    pairs = spark.createDataFrame(
-        [(0, 0, 1.0, 1, None, t(20), t(20)), (0, 1, 1.0, 1, None, t(26, 5), t(26, 5)),
-         (0, 2, 1.0, 1, None, t(27, 23), t(27, 23)), (1, 0, 1.0, 1, None, t(25), t(27))],
-        "user_idx int, item_idx int, weight float, event_count int, last_rating double, first_ts timestamp, last_ts timestamp")
+    events = spark.createDataFrame(
+        [(0, 0, 1.0, None, t(20)), (0, 0, 2.0, None, t(26, 3)),  # first met before the cut: train, cut at 26
+         (0, 1, 1.0, None, t(26, 5)), (0, 2, 1.0, 4.0, t(27, 23)), (0, 2, 5.0, None, t(27, 23, 30)),
+         (1, 0, 1.0, None, t(25)), (1, 0, 3.0, None, t(27))],
+        "user_idx int, item_idx int, weight double, rating double, event_ts timestamp")
     v_start, t_start = B.time_cut_bounds(DS, test_days=1, validation_days=1)
     assert (v_start, t_start) == (t(26), t(27))
-    got = {(r[S.USER_IDX], r[S.ITEM_IDX]): (r[S.SPLIT], r[B.CUTOFF]) for r in B.with_time_cut_split(pairs, v_start, t_start).collect()}
-    cut = t(26) - dt.timedelta(microseconds=1)
-    assert got == {(0, 0): ("train", cut), (0, 1): ("validation", cut), (0, 2): ("test", cut), (1, 0): ("train", cut)}
+    got = sorted(tuple(r) for r in B.time_cut_interactions(events, v_start, t_start).collect())
+    assert got == [
+        (0, 0, 1.0, 1, None, t(20), t(20), "train"),
+        (0, 1, 1.0, 1, None, t(26, 5), t(26, 5), "validation"),
+        (0, 2, 6.0, 2, 4.0, t(27, 23), t(27, 23, 30), "test"),  # held-out pairs keep all their events
+        (1, 0, 1.0, 1, None, t(25), t(25), "train"),
+    ]
 
 
 def test_adjacency_from_parquet_without_spark(spark, lake):
