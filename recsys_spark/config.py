@@ -114,6 +114,7 @@ class TrainConfig:
     heads: int = 1
     dropout: float = 0.2
     patience: int = 3
+    lr_decay: float = 1.0  # multiply the learning rate by this after an epoch without validation gain
     validation_max_users: int = 20000
     checkpoint: bool = True
     reader_workers: int = 2
@@ -176,6 +177,8 @@ class PipelineConfig:
             problems.append("train.loss='full' (softmax over the catalogue) is for sasrec; use 'bpr' or 'softmax'")
         if self.train.embedding_dim % max(self.train.heads, 1):
             problems.append("train.embedding_dim must be a multiple of train.heads")
+        if not 0.0 < self.train.lr_decay <= 1.0:
+            problems.append(f"train.lr_decay={self.train.lr_decay}: must be in (0, 1] (1 = constant learning rate)")
         if self.evaluate.baseline != "popularity":
             problems.append("evaluate.baseline: only 'popularity' is supported")
         unknown = sorted(set(self.build.event_weights) - set(EVENT_TYPES))

@@ -47,6 +47,7 @@ class TrainSpec:
     validation_k: int = 10
     validation_max_users: Optional[int] = None
     patience: int = 3
+    lr_decay: float = 1.0  # learning rate x this after every epoch without validation improvement
     checkpoint_dir: Optional[str] = None
     resume: bool = False
     stop_after_epochs: Optional[int] = None  # end the run early as if interrupted (tests)
@@ -69,6 +70,7 @@ class TrainResult:
     resumed_from_epoch: int = 0
     epoch_train_seconds: List[float] = field(default_factory=list)  # rank 0's feed + steps, per epoch
     saved_model: Optional[str] = None  # local folder of a sequence model's encoder
+    final_learning_rates: List[float] = field(default_factory=list)  # every rank's, after any decay
     all_rank_weights: Optional[List[List[Any]]] = None
 
 
@@ -147,7 +149,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     # Linear scaling: the global batch is size x batch_size, so the step size grows with it.
     optimizer = tf.keras.optimizers.Adam(learning_rate=spec.learning_rate * size)
     state = {name: tf.Variable(value, trainable=False, name=name) for name, value in
-             (("epoch", 0), ("best_epoch", -1), ("bad_epochs", 0), ("best_ndcg", -1.0))}
+             (("epoch", 0), ("best_epoch", -1), ("bad_epochs", 0), ("best_ndcg", -1.0), ("lr_scale", 1.0))}
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
     manager = tf.train.CheckpointManager(checkpoint, spec.checkpoint_dir, max_to_keep=2) if spec.checkpoint_dir else None
     validator = _Validator(spec) if rank == 0 and spec.validation_path else None
@@ -157,6 +159,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     if spec.resume and manager is not None and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
         resumed_from = int(state["epoch"].numpy())
+        optimizer.learning_rate.assign(spec.learning_rate * size * float(state["lr_scale"].numpy()))
         if rank == 0:
             best_weights, history = _load_best(spec.checkpoint_dir)
 
@@ -200,7 +203,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
         train_seconds.append(time.time() - epoch_started)
         losses.append(distributed.mean_over_ranks(total / n_steps))
         state["epoch"].assign(epoch + 1)
-        stop = 0.0
+        stop, improved = 0.0, 1.0
         if validator is not None:
             metrics = dict(validator(model), epoch=epoch + 1, loss=losses[-1])
             history.append(metrics)
@@ -210,8 +213,12 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
                 state["bad_epochs"].assign(0)
                 best_weights = [v.numpy() for v in model.variables]
             else:
+                improved = 0.0
                 state["bad_epochs"].assign_add(1)
                 stop = float(state["bad_epochs"].numpy() >= spec.patience)
+        if spec.lr_decay != 1.0 and distributed.value_from_rank0(improved) == 0:  # reduce on plateau, every rank
+            state["lr_scale"].assign(state["lr_scale"] * spec.lr_decay)
+            optimizer.learning_rate.assign(spec.learning_rate * size * float(state["lr_scale"].numpy()))
         if rank == 0 and manager is not None:
             manager.save(checkpoint_number=epoch + 1)
             _save_best(spec.checkpoint_dir, best_weights, history)
@@ -222,7 +229,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     out: Dict[str, Any] = {"rank": rank, "digest": distributed.weights_digest(weights), "losses": losses,
                            "steps_per_epoch": n_steps, "epochs_run": int(state["epoch"].numpy()),
                            "stopped_early": stopped_early, "resumed_from_epoch": resumed_from,
-                           "train_seconds": train_seconds}
+                           "train_seconds": train_seconds, "learning_rate": float(optimizer.learning_rate.numpy())}
     if rank == 0:
         if best_weights is not None:  # export the best validated epoch, not the last
             for variable, value in zip(model.variables, best_weights):
@@ -314,6 +321,7 @@ def train_distributed(spark, spec: TrainSpec, num_proc: int) -> TrainResult:
         resumed_from_epoch=rank0["resumed_from_epoch"],
         epoch_train_seconds=rank0["train_seconds"],
         saved_model=rank0.get("saved_model"),
+        final_learning_rates=[r["learning_rate"] for r in results],
         all_rank_weights=[r["weights"] for r in results] if spec.return_weights_from_all_ranks else None,
     )
 
@@ -373,6 +381,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, shuffle_buffer=tc.shuffle_buffer,
         reader_workers=tc.reader_workers, train_path=local_train, validation_path=validation_path,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
+        lr_decay=tc.lr_decay,
         checkpoint_dir=checkpoint_dir, resume=resume, n_layers=tc.n_layers,
         graph_path=lake.local_path(lake.require_partition(S.GRAPH_EDGES, ds, hint)),
         sequences_path=lake.local_path(lake.require_partition(S.SEQUENCES, ds, hint)),

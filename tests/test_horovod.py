@@ -80,8 +80,10 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(spark, tmp_pa
 def test_early_stopping_keeps_the_best_epoch(spark, tmp_path):
     write_uneven_train_table(tmp_path / "train")
     _validation_table(tmp_path / "validation")
-    # A zero learning rate cannot improve on epoch 1, so patience 1 stops after epoch 2.
-    result = train_distributed(spark, _spec(tmp_path, learning_rate=0.0, patience=1, epochs=6,
+    # A vanishing learning rate cannot improve on epoch 1, so patience 1 stops after epoch 2, and the
+    # epoch without improvement halves the (size-scaled) learning rate on both ranks.
+    result = train_distributed(spark, _spec(tmp_path, learning_rate=1e-9, patience=1, epochs=6, lr_decay=0.5,
                                             checkpoint_dir=str(tmp_path / "ck")), num_proc=2)
     assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
     assert len(result.validation) == 2 and result.digests[0] == result.digests[1]
+    assert result.final_learning_rates == pytest.approx([1e-9 * 2 * 0.5] * 2, rel=1e-5)

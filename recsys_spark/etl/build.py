@@ -231,8 +231,10 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
     train_df = lake.read_table(S.TRAIN, ds, "")
     timed(S.SEQUENCES, lambda: lake.write_table(features.sequences(interactions_df, cfg.sequence_length), S.SEQUENCES, ds,
                                                 files=train_files, row_group_bytes=cfg.train_row_group_mb * 1024 * 1024))
-    timed(S.GRAPH_EDGES, lambda: lake.write_table(features.graph_edges(train_df), S.GRAPH_EDGES, ds, files=train_cfg.num_proc))
     timed(S.GRAPH_DEGREES, lambda: lake.write_table(features.graph_degrees(train_df), S.GRAPH_DEGREES, ds, files=1))
+    degrees_df = lake.read_table(S.GRAPH_DEGREES, ds, "")
+    timed(S.GRAPH_EDGES, lambda: lake.write_table(features.graph_edges(train_df, degrees_df), S.GRAPH_EDGES, ds,
+                                                  files=train_cfg.num_proc))
     timed(S.ITEM_COOCCURRENCE, lambda: lake.write_table(
         features.item_cooccurrence(interactions_df, cfg.cooccurrence_top_k, cfg.cooccurrence_max_items_per_user),
         S.ITEM_COOCCURRENCE, ds,

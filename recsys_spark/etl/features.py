@@ -39,15 +39,6 @@ def sequences(interactions_df: DataFrame, length: int) -> DataFrame:
     )
 
 
-def graph_edges(train_df: DataFrame) -> DataFrame:
-    """User-item edges of the train graph with symmetric normalised weight 1/sqrt(deg_u * deg_i)."""
-    deg_u = F.count(F.lit(1)).over(Window.partitionBy(S.USER_IDX))
-    deg_i = F.count(F.lit(1)).over(Window.partitionBy(S.ITEM_IDX))
-    return train_df.select(
-        S.USER_IDX, S.ITEM_IDX, (F.lit(1.0) / F.sqrt(deg_u * deg_i)).cast("float").alias(S.WEIGHT)
-    )
-
-
 def graph_degrees(train_df: DataFrame) -> DataFrame:
     """(node_type 'user'|'item', node_idx, degree) of the train graph."""
     def degrees(col, kind):
@@ -55,6 +46,23 @@ def graph_degrees(train_df: DataFrame) -> DataFrame:
             F.lit(kind).alias(S.NODE_TYPE), F.col(col).cast("int").alias(S.NODE_IDX), S.DEGREE)
 
     return degrees(S.USER_IDX, "user").unionByName(degrees(S.ITEM_IDX, "item"))
+
+
+def graph_edges(train_df: DataFrame, degrees_df: Optional[DataFrame] = None) -> DataFrame:
+    """User-item edges of the train graph with symmetric normalised weight 1/sqrt(deg_u * deg_i).
+
+    ``degrees_df`` is the ``graph_degrees`` table when already written (two small joins, no sort of the
+    edges); without it the degrees are computed here.
+    """
+    degrees_df = degrees_df if degrees_df is not None else graph_degrees(train_df)
+
+    def degree_of(kind, col):
+        return degrees_df.filter(F.col(S.NODE_TYPE) == kind).select(F.col(S.NODE_IDX).alias(col),
+                                                                    F.col(S.DEGREE).alias(f"_deg_{kind}"))
+
+    return train_df.join(degree_of("user", S.USER_IDX), S.USER_IDX).join(degree_of("item", S.ITEM_IDX), S.ITEM_IDX).select(
+        S.USER_IDX, S.ITEM_IDX,
+        (F.lit(1.0) / F.sqrt(F.col("_deg_user").cast("double") * F.col("_deg_item"))).cast("float").alias(S.WEIGHT))
 
 
 def item_cooccurrence(interactions_df: DataFrame, top_k: int, max_items_per_user: int) -> DataFrame:
@@ -104,7 +112,8 @@ def item_features(item_vocab_df: DataFrame, train_df: DataFrame, catalog_df: Opt
     """Content features per item index: category multi-hot, tag ids, hashed TF-IDF of the title, price,
     and the number of train users (the only statistic, from train alone). Items missing from the catalog
     get empty features."""
-    popularity = train_df.groupBy(S.ITEM_IDX).agg(F.countDistinct(S.USER_IDX).cast("int").alias(S.TRAIN_USERS))
+    # train holds one row per user-item pair, so a row count is the number of distinct users.
+    popularity = train_df.groupBy(S.ITEM_IDX).agg(F.count(F.lit(1)).cast("int").alias(S.TRAIN_USERS))
     items = item_vocab_df.select(S.ITEM_ID, S.ITEM_IDX).join(popularity, S.ITEM_IDX, "left").fillna({S.TRAIN_USERS: 0})
     if catalog_df is None:
         return items.select(
