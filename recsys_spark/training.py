@@ -85,9 +85,19 @@ def build_model(spec: TrainSpec, item_log_q=None):
     cls = registry()[spec.model]
     extra = {}
     if cls.needs_graph:
-        from recsys_spark.etl.features import load_adjacency
+        from recsys_spark.etl.features import load_adjacency, normalized_adjacency
 
         extra["graph"] = load_adjacency(spec.graph_path, spec.n_users, spec.n_items)
+        if spec.validation_path:
+            # Exported vectors propagate over train + validation edges: at test time both are known history.
+            from recsys_spark.evaluation import load_pairs
+
+            rows, cols = extra["graph"][:2]
+            train_users, train_items = rows[rows < spec.n_users], cols[rows < spec.n_users] - spec.n_users
+            val_users, val_items = load_pairs(spec.validation_path)
+            extra["export_graph"] = normalized_adjacency(np.concatenate([train_users, val_users]),
+                                                         np.concatenate([train_items, val_items]),
+                                                         spec.n_users, spec.n_items)
     if cls.needs_content:
         from recsys_spark.models.two_tower import ItemContent
 
@@ -117,7 +127,7 @@ class _Validator:
     def __call__(self, model) -> Dict[str, float]:
         from recsys_spark.evaluation import full_ranking_metrics
 
-        return full_ranking_metrics(model.user_vectors(for_test=False), model.item_vectors(), self.history, self.targets,
+        return full_ranking_metrics(model.user_vectors(for_test=False), model.item_vectors(for_test=False), self.history, self.targets,
                                     self.spec.validation_k, self.is_candidate, self.spec.validation_max_users,
                                     seed=self.spec.seed)
 
@@ -234,7 +244,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
         if best_weights is not None:  # export the best validated epoch, not the last
             for variable, value in zip(model.variables, best_weights):
                 variable.assign(value)
-        out["user_vectors"], out["item_vectors"] = model.user_vectors(for_test=True), model.item_vectors()
+        out["user_vectors"], out["item_vectors"] = model.user_vectors(for_test=True), model.item_vectors(for_test=True)
         if hasattr(model, "encode") and spec.checkpoint_dir:
             out["saved_model"] = _save_encoder(model, spec)
         out["validation"] = history

@@ -34,6 +34,25 @@ def test_lightgcn_propagation_matches_numpy():
     np.testing.assert_allclose(model.item_vectors(), expected[2:], rtol=1e-5, atol=1e-6)
 
 
+def test_exported_vectors_propagate_over_train_and_validation_edges():
+    from recsys_spark.etl.features import normalized_adjacency
+
+    graph, A = coo()
+    # Validation adds u0-i2: the exported graph re-normalises the degrees of every pair.
+    users, items = np.array([u for u, _ in EDGES] + [0]), np.array([i for _, i in EDGES] + [2])
+    export = normalized_adjacency(users, items, 2, 3)
+    model = LightGCN(2, 3, graph, embedding_dim=4, n_layers=1, seed=3, export_graph=export)
+    E0 = model.node_embedding.numpy()
+    B = np.zeros((5, 5), np.float32)
+    deg = {0: 3, 1: 2, 2: 1, 3: 2, 4: 2}  # nodes: u0 u1 i0 i1 i2
+    for u, i in zip(users, items):
+        B[u, 2 + i] = B[2 + i, u] = 1 / np.sqrt(deg[u] * deg[2 + i])
+    np.testing.assert_allclose(model.user_vectors(for_test=True), ((E0 + B @ E0) / 2)[:2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.item_vectors(for_test=True), ((E0 + B @ E0) / 2)[2:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.user_vectors(for_test=False), ((E0 + A @ E0) / 2)[:2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.item_vectors(for_test=False), ((E0 + A @ E0) / 2)[2:], rtol=1e-5, atol=1e-6)
+
+
 def test_gcn_layer_matches_numpy():
     graph, A = coo()
     model = GCN(2, 3, graph, embedding_dim=4, n_layers=1, seed=3)

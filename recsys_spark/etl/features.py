@@ -187,9 +187,23 @@ def load_adjacency(local_path: str, n_users: int, n_items: int):
     import pyarrow.parquet as pq
 
     table = pq.read_table(local_path, columns=[S.USER_IDX, S.ITEM_IDX, S.WEIGHT])
-    users = table.column(S.USER_IDX).to_numpy().astype(np.int64)
-    items = table.column(S.ITEM_IDX).to_numpy().astype(np.int64) + n_users
-    weights = table.column(S.WEIGHT).to_numpy().astype(np.float32)
+    return _bipartite_coo(table.column(S.USER_IDX).to_numpy(), table.column(S.ITEM_IDX).to_numpy(),
+                          table.column(S.WEIGHT).to_numpy(), n_users, n_items)
+
+
+def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int):
+    """COO arrays (as ``load_adjacency``) of the distinct (user, item) pairs given, weighted 1/sqrt(deg_u deg_i)."""
+    pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], axis=1), axis=0)
+    users, items = pairs[:, 0], pairs[:, 1]
+    deg_u = np.bincount(users, minlength=n_users).astype(np.float64)
+    deg_i = np.bincount(items, minlength=n_items).astype(np.float64)
+    return _bipartite_coo(users, items, 1.0 / np.sqrt(deg_u[users] * deg_i[items]), n_users, n_items)
+
+
+def _bipartite_coo(users, items, weights, n_users: int, n_items: int):
+    users = np.asarray(users, np.int64)
+    items = np.asarray(items, np.int64) + n_users
+    weights = np.asarray(weights, np.float32)
     rows = np.concatenate([users, items])
     cols = np.concatenate([items, users])
     order = np.lexsort((cols, rows))

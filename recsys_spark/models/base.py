@@ -38,6 +38,7 @@ class Recommender(tf.keras.Model):
         user vector depends on the history leave the validation items out of it)."""
         raise NotImplementedError
 
-    def item_vectors(self) -> np.ndarray:
-        """[n_items, d'] float32."""
+    def item_vectors(self, for_test: bool = True) -> np.ndarray:
+        """[n_items, d'] float32, paired with ``user_vectors(for_test)`` (graph models propagate over
+        train + validation edges for test, over train edges alone for validation)."""
         raise NotImplementedError

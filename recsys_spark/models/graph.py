@@ -4,7 +4,8 @@
 * GCN: h_{k+1} = LeakyReLU(A h_k W_k + b_k), final = mean(h_0 .. h_K).
 
 A is built once from the ``graph_edges`` table (train edges only) as a ``tf.sparse.SparseTensor``; every
-step propagates the whole graph, so the scores of a batch see every neighbour.
+step propagates the whole graph, so the scores of a batch see every neighbour. Validation uses the train
+graph; exported (test-time) vectors propagate over train + validation edges, the history known by then.
 """
 
 from __future__ import annotations
@@ -32,17 +33,19 @@ class _GraphRecommender(Recommender):
     needs_graph = True
 
     def __init__(self, n_users: int, n_items: int, graph, embedding_dim: int = 64, n_layers: int = 3,
-                 l2: float = 1e-4, seed: int = 0, **_):
+                 l2: float = 1e-4, seed: int = 0, export_graph=None, **_):
         super().__init__(n_users, n_items)
         self.adjacency = sparse_adjacency(graph)
+        # Exported (test-time) vectors may propagate over a larger graph: train + validation edges.
+        self.export_adjacency = sparse_adjacency(export_graph) if export_graph is not None else self.adjacency
         init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
         self.node_embedding = self.add_weight(name="node_embedding", shape=(n_users + n_items, embedding_dim),
                                               initializer=init, trainable=True)
         self.n_layers = n_layers
         self.l2 = l2
 
-    def propagate(self, training: bool = False) -> tf.Tensor:
-        """[U + I, d] final node vectors."""
+    def propagate(self, training: bool = False, adjacency: Optional[tf.sparse.SparseTensor] = None) -> tf.Tensor:
+        """[U + I, d] final node vectors over ``adjacency`` (default: the train graph)."""
         raise NotImplementedError
 
     def compute_loss(self, batch: Dict[str, tf.Tensor], training: bool = True) -> tf.Tensor:
@@ -58,21 +61,25 @@ class _GraphRecommender(Recommender):
         norms = tf.add_n([tf.reduce_sum(tf.square(e)) for e in ego])
         return loss + self.l2 * norms / tf.cast(tf.shape(users)[0], tf.float32)
 
-    def user_vectors(self, for_test: bool = True) -> np.ndarray:
-        return self.propagate().numpy()[: self.n_users].astype(np.float32)
+    def _final(self, for_test: bool) -> np.ndarray:
+        return self.propagate(adjacency=self.export_adjacency if for_test else self.adjacency).numpy().astype(np.float32)
 
-    def item_vectors(self) -> np.ndarray:
-        return self.propagate().numpy()[self.n_users:].astype(np.float32)
+    def user_vectors(self, for_test: bool = True) -> np.ndarray:
+        return self._final(for_test)[: self.n_users]
+
+    def item_vectors(self, for_test: bool = True) -> np.ndarray:
+        return self._final(for_test)[self.n_users:]
 
 
 class LightGCN(_GraphRecommender):
     name = "lightgcn"
 
-    def propagate(self, training: bool = False) -> tf.Tensor:
+    def propagate(self, training: bool = False, adjacency: Optional[tf.sparse.SparseTensor] = None) -> tf.Tensor:
+        adjacency = self.adjacency if adjacency is None else adjacency
         layer = tf.convert_to_tensor(self.node_embedding)
         total = layer
         for _ in range(self.n_layers):
-            layer = tf.sparse.sparse_dense_matmul(self.adjacency, layer)
+            layer = tf.sparse.sparse_dense_matmul(adjacency, layer)
             total += layer
         return total / float(self.n_layers + 1)
 
@@ -81,18 +88,20 @@ class GCN(_GraphRecommender):
     name = "gcn"
 
     def __init__(self, n_users: int, n_items: int, graph, embedding_dim: int = 64, n_layers: int = 2,
-                 l2: float = 1e-4, seed: int = 0, **kwargs):
-        super().__init__(n_users, n_items, graph, embedding_dim=embedding_dim, n_layers=n_layers, l2=l2, seed=seed)
+                 l2: float = 1e-4, seed: int = 0, export_graph=None, **kwargs):
+        super().__init__(n_users, n_items, graph, embedding_dim=embedding_dim, n_layers=n_layers, l2=l2, seed=seed,
+                         export_graph=export_graph)
         glorot = tf.keras.initializers.GlorotUniform(seed=seed)
         self.layer_weights = [self.add_weight(name=f"w{k}", shape=(embedding_dim, embedding_dim), initializer=glorot)
                               for k in range(n_layers)]
         self.layer_biases = [self.add_weight(name=f"b{k}", shape=(embedding_dim,), initializer="zeros")
                              for k in range(n_layers)]
 
-    def propagate(self, training: bool = False) -> tf.Tensor:
+    def propagate(self, training: bool = False, adjacency: Optional[tf.sparse.SparseTensor] = None) -> tf.Tensor:
+        adjacency = self.adjacency if adjacency is None else adjacency
         h = tf.convert_to_tensor(self.node_embedding)
         total = h
         for w, b in zip(self.layer_weights, self.layer_biases):
-            h = tf.nn.leaky_relu(tf.sparse.sparse_dense_matmul(self.adjacency, h) @ w + b, alpha=0.2)
+            h = tf.nn.leaky_relu(tf.sparse.sparse_dense_matmul(adjacency, h) @ w + b, alpha=0.2)
             total += h
         return total / float(self.n_layers + 1)

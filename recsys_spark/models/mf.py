@@ -80,7 +80,7 @@ class MatrixFactorization(Recommender):
         p = self.user_embedding.embeddings.numpy()
         return np.hstack([p, np.ones((p.shape[0], 1), np.float32)]).astype(np.float32)
 
-    def item_vectors(self) -> np.ndarray:
+    def item_vectors(self, for_test: bool = True) -> np.ndarray:
         q = self.item_embedding.embeddings.numpy()
         b = self.item_bias.embeddings.numpy()
         return np.hstack([q, b]).astype(np.float32)

@@ -132,7 +132,7 @@ class SASRec(Recommender):
             history = np.full((self.n_users, self.max_len), -1, np.int32)
         return self.vectors_for(history)
 
-    def item_vectors(self) -> np.ndarray:
+    def item_vectors(self, for_test: bool = True) -> np.ndarray:
         return self.item_embedding.embeddings[1:].numpy().astype(np.float32)
 
     def explain(self, history: np.ndarray, top: int = 3) -> List[Tuple[int, float]]:

@@ -114,7 +114,7 @@ class TwoTower(Recommender):
     def user_vectors(self, for_test: bool = True) -> np.ndarray:
         return self.user_embedding.embeddings.numpy().astype(np.float32)
 
-    def item_vectors(self) -> np.ndarray:
+    def item_vectors(self, for_test: bool = True) -> np.ndarray:
         out = [self.item_tower(tf.range(s, min(s + 4096, self.n_items))).numpy()
                for s in range(0, self.n_items, 4096)]
         return np.concatenate(out).astype(np.float32)

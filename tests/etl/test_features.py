@@ -95,6 +95,11 @@ def test_adjacency_from_parquet_without_spark(spark, lake):
     for u, i, w in [(0, 0, 1 / math.sqrt(2)), (0, 1, 1 / 2), (1, 1, 1 / math.sqrt(2))]:
         expected[u, 2 + i] = expected[2 + i, u] = w
     np.testing.assert_allclose(dense, expected, rtol=1e-6)
+    # The same pairs (one repeated) normalised without Spark give the same matrix.
+    rows2, cols2, weights2, _ = FT.normalized_adjacency(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2, 2)
+    np.testing.assert_array_equal(rows2, rows)
+    np.testing.assert_array_equal(cols2, cols)
+    np.testing.assert_allclose(weights2, weights, rtol=1e-6)
 
 
 @pytest.mark.slow
