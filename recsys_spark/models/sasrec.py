@@ -118,12 +118,16 @@ class SASRec(Recommender):
             loss += self.l2 * tf.reduce_sum(tf.square(tf.gather(items, y))) / tf.cast(tf.size(y), tf.float32)
         return loss
 
+    @tf.function(reduce_retracing=True)
+    def _last_hidden(self, history: tf.Tensor) -> tf.Tensor:
+        # Traced once: calling the attention eagerly on large batches grows memory on every call (TF 2.15).
+        return self.encode(history, training=False)[0][:, -1]
+
     def vectors_for(self, history: np.ndarray, batch: int = 1024) -> np.ndarray:
         """[n, L] histories -> [n, d] last-position hidden states."""
         out = []
         for start in range(0, len(history), batch):
-            hidden, _ = self.encode(tf.constant(history[start:start + batch]), training=False)
-            out.append(hidden[:, -1].numpy())
+            out.append(self._last_hidden(tf.constant(history[start:start + batch], tf.int32)).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
     def user_vectors(self, for_test: bool = True) -> np.ndarray:
