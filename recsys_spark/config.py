@@ -110,6 +110,7 @@ class TrainConfig:
     l2: float = 1.0e-5
     seed: int = 7
     loss: str = "bpr"
+    negatives: int = 1  # BPR: uniform negatives per positive (mf, two_tower, lightgcn, gcn)
     n_layers: int = 3
     heads: int = 1
     dropout: float = 0.2
@@ -177,6 +178,8 @@ class PipelineConfig:
             problems.append("train.loss='full' (softmax over the catalogue) is for sasrec; use 'bpr' or 'softmax'")
         if self.train.embedding_dim % max(self.train.heads, 1):
             problems.append("train.embedding_dim must be a multiple of train.heads")
+        if self.train.negatives < 1:
+            problems.append(f"train.negatives={self.train.negatives}: must be >= 1 (BPR negatives per positive)")
         if not 0.0 < self.train.lr_decay <= 1.0:
             problems.append(f"train.lr_decay={self.train.lr_decay}: must be in (0, 1] (1 = constant learning rate)")
         if self.evaluate.baseline != "popularity":

@@ -30,6 +30,7 @@ class TrainSpec:
     learning_rate: float
     seed: int
     loss: str = "bpr"
+    negatives: int = 1  # BPR negatives per positive
     n_layers: int = 3
     graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
     sequences_path: Optional[str] = None  # sequences of the same ds, for sequence models
@@ -109,7 +110,7 @@ def build_model(spec: TrainSpec, item_log_q=None):
             spec.sequences_path, spec.n_users, spec.max_len)
         extra.update(max_len=spec.max_len, heads=spec.heads, dropout=spec.dropout)
     return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed,
-               loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, **extra)
+               loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, negatives=spec.negatives, **extra)
 
 
 class _Validator:
@@ -388,7 +389,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
     spec = TrainSpec(
         train_url=lake.url(feed_path), feed_fields=feed_fields, n_rows=n_rows, n_users=int(n_users), n_items=int(n_items),
         model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
-        learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, shuffle_buffer=tc.shuffle_buffer,
+        learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, negatives=tc.negatives, shuffle_buffer=tc.shuffle_buffer,
         reader_workers=tc.reader_workers, train_path=local_train, validation_path=validation_path,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
         lr_decay=tc.lr_decay,

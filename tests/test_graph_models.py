@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from recsys_spark import schemas as S
-from recsys_spark.models.graph import GCN, LightGCN
+from recsys_spark.models.graph import GCN, LightGCN, SparseOperator
 
 # users 0,1 and items 0,1,2: u0-i0, u0-i1, u1-i1, u1-i2
 EDGES = [(0, 0), (0, 1), (1, 1), (1, 2)]
@@ -22,6 +22,39 @@ def coo(n_users=2, n_items=3):
     dense = np.zeros((n, n), np.float32)
     dense[rows, cols] = vals
     return (np.array(rows), np.array(cols), np.array(vals, np.float32), (n, n)), dense
+
+
+def test_sparse_operator_product_and_gradient_match_numpy():
+    # A deliberately non-symmetric matrix, so a gradient that forgot the transpose would show.
+    rows, cols = np.array([0, 0, 1, 2, 2, 3]), np.array([1, 3, 0, 2, 3, 1])
+    vals = np.array([0.5, -1.0, 2.0, 0.25, 1.5, -0.75], np.float32)
+    A = np.zeros((4, 4), np.float32)
+    A[rows, cols] = vals
+    op = SparseOperator((rows, cols, vals, (4, 4)))
+    x = tf.Variable(np.random.default_rng(2).normal(size=(4, 3)).astype(np.float32))
+    weights = np.arange(12, dtype=np.float32).reshape(4, 3)
+    with tf.GradientTape() as tape:
+        y = op(op(x))
+        loss = tf.reduce_sum(y * weights)
+    np.testing.assert_allclose(y.numpy(), A @ A @ x.numpy(), rtol=1e-5, atol=1e-6)
+    # d/dx sum(W * A A x) = (A A)^T W
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), (A @ A).T @ weights, rtol=1e-5, atol=1e-5)
+
+
+def test_lightgcn_bpr_with_several_negatives_matches_numpy():
+    from recsys_spark.models.losses import uniform_negatives
+
+    graph, A = coo()
+    model = LightGCN(2, 3, graph, embedding_dim=4, n_layers=1, l2=0.1, seed=3, negatives=3)
+    users, items = np.array([0, 1, 1]), np.array([0, 2, 1])
+    batch = {S.USER_IDX: tf.constant(users), S.ITEM_IDX: tf.constant(items), "_seed": tf.constant([2, 9], tf.int64)}
+    negatives = uniform_negatives(tf.constant(items), 3, batch, 3).numpy()
+    E0 = model.node_embedding.numpy()
+    final = (E0 + A @ E0) / 2
+    u, p, n = final[users], final[2 + items], final[2 + negatives]
+    bpr = np.mean(np.log1p(np.exp(-(np.sum(u * p, 1)[:, None] - np.einsum("bd,bnd->bn", u, n)))))
+    norms = np.sum(E0[users] ** 2) + np.sum(E0[2 + items] ** 2) + np.sum(E0[2 + negatives] ** 2) / 3
+    assert float(model.compute_loss(batch)) == pytest.approx(bpr + 0.1 * norms / 3, rel=1e-5)
 
 
 def test_lightgcn_propagation_matches_numpy():

@@ -86,3 +86,31 @@ def test_mse_on_explicit_ratings_ignores_unrated_rows():
     pred = model.score(users, items).numpy()
     expected = ((pred[0] - 4.0) ** 2 + (pred[2] - 2.0) ** 2) / 2
     assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_bpr_with_several_negatives_averages_every_pair():
+    rng = np.random.default_rng(4)
+    pos, neg = rng.normal(size=5).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    expected = np.mean(np.log1p(np.exp(-(pos[:, None] - neg))))
+    assert float(bpr_loss(tf.constant(pos), tf.constant(neg))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_mf_bpr_with_several_negatives_matches_numpy():
+    from recsys_spark.models.losses import uniform_negatives
+
+    model = MatrixFactorization(4, 9, embedding_dim=3, seed=1, l2=0.01, negatives=4)
+    model.item_bias.embeddings.assign(np.linspace(-0.2, 0.2, 9, dtype=np.float32).reshape(9, 1))
+    users, items = np.array([0, 3, 2]), np.array([1, 8, 3])
+    batch = {S.USER_IDX: tf.constant(users), S.ITEM_IDX: tf.constant(items), "_seed": tf.constant([5, 11], tf.int64)}
+    negatives = uniform_negatives(tf.constant(items), 9, batch, 4).numpy()
+    assert negatives.shape == (3, 4)
+    assert np.array_equal(negatives, uniform_negatives(tf.constant(items), 9, batch, 4).numpy())  # seeded
+    p, q, b = (model.user_embedding.embeddings.numpy(), model.item_embedding.embeddings.numpy(),
+               model.item_bias.embeddings.numpy()[:, 0])
+    s_pos = np.sum(p[users] * q[items], 1) + b[items]
+    s_neg = np.einsum("bd,bnd->bn", p[users], q[negatives]) + b[negatives]
+    bpr = np.mean(np.log1p(np.exp(-(s_pos[:, None] - s_neg))))
+    norms = np.sum(p[users] ** 2) + np.sum(q[items] ** 2) + np.sum(q[negatives] ** 2) / 4
+    assert float(model.compute_loss(batch)) == pytest.approx(bpr + 0.01 * norms / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="negatives"):
+        MatrixFactorization(4, 9, negatives=0)

@@ -42,3 +42,18 @@ def test_cold_items_are_scored_by_content():
     assert np.all(m.item_id_embedding.embeddings.numpy()[[2, 5]] == 0)  # never trained: content only
     scores = m.user_vectors() @ m.item_vectors().T
     assert scores[0, 2] > scores[0, 5] and scores[1, 5] > scores[1, 2]
+
+
+def test_two_tower_bpr_with_several_negatives_matches_numpy():
+    from recsys_spark.models.losses import uniform_negatives
+
+    m = TwoTower(3, 6, content(), embedding_dim=4, seed=2, loss="bpr", l2=0.0, negatives=3)
+    users, items = np.array([0, 2]), np.array([1, 4])
+    batch = {S.USER_IDX: tf.constant(users), S.ITEM_IDX: tf.constant(items), "_seed": tf.constant([1, 3], tf.int64)}
+    negatives = uniform_negatives(tf.constant(items), 6, batch, 3).numpy()
+    loss = float(m.compute_loss(batch))  # also builds the user embedding
+    towers, u = m.item_vectors(), m.user_vectors()[users]
+    s_pos = np.sum(u * towers[items], 1)
+    s_neg = np.einsum("bd,bnd->bn", u, towers[negatives])
+    expected = np.mean(np.log1p(np.exp(-(s_pos[:, None] - s_neg))))
+    assert loss == pytest.approx(expected, rel=1e-5)

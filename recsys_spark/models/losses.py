@@ -10,16 +10,21 @@ import tensorflow as tf
 SEED_KEY = "_seed"  # batch entry: [2] int64 seed for stateless negative sampling (rank, step)
 
 
-def uniform_negatives(positives: tf.Tensor, n_items: int, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
-    """One uniformly drawn item per positive, [B] int32; reproducible when the batch carries SEED_KEY."""
+def uniform_negatives(positives: tf.Tensor, n_items: int, batch: Dict[str, tf.Tensor], n: int = 1) -> tf.Tensor:
+    """Uniformly drawn items, int32: [B] for ``n == 1``, else [B, n] (n per positive). Reproducible when the
+    batch carries SEED_KEY."""
+    shape = tf.shape(positives) if n == 1 else tf.stack([tf.shape(positives)[0], n])
     seed = batch.get(SEED_KEY)
     if seed is None:
-        return tf.random.uniform(tf.shape(positives), 0, n_items, dtype=tf.int32)
-    return tf.random.stateless_uniform(tf.shape(positives), seed=seed, minval=0, maxval=n_items, dtype=tf.int32)
+        return tf.random.uniform(shape, 0, n_items, dtype=tf.int32)
+    return tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=n_items, dtype=tf.int32)
 
 
 def bpr_loss(positive_scores: tf.Tensor, negative_scores: tf.Tensor) -> tf.Tensor:
-    """Bayesian personalised ranking: mean of -log sigmoid(s+ - s-). [B], [B] -> scalar."""
+    """Bayesian personalised ranking: mean of -log sigmoid(s+ - s-) over all (positive, negative) pairs.
+    [B] and [B] (one negative each) or [B, n] (n negatives each) -> scalar."""
+    if negative_scores.shape.rank == 2:
+        positive_scores = positive_scores[:, tf.newaxis]
     return -tf.reduce_mean(tf.math.log_sigmoid(positive_scores - negative_scores))
 
 

@@ -22,18 +22,22 @@ class MatrixFactorization(Recommender):
         embedding_dim: d.
         l2: weight of the squared norm of the embeddings used in a batch.
         seed: initialisation seed.
-        loss: "bpr" (one uniform negative per positive), "softmax" (in-batch negatives, logQ-corrected) or
+        loss: "bpr" (``negatives`` uniform negatives per positive), "softmax" (in-batch negatives, logQ-corrected) or
             "mse" (squared error against the batch's ``rating``; unrated rows are masked out).
         item_log_q: [n_items] log share of each item in train, for the softmax correction.
+        negatives: BPR negatives per positive (the loss averages over all pairs).
     """
 
     name = "mf"
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 32, l2: float = 1e-5, seed: int = 0,
-                 loss: str = "bpr", item_log_q: Optional[np.ndarray] = None, **_):
+                 loss: str = "bpr", item_log_q: Optional[np.ndarray] = None, negatives: int = 1, **_):
         super().__init__(n_users, n_items)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if negatives < 1:
+            raise ValueError(f"negatives must be >= 1, got {negatives}")
+        self.negatives = negatives
         init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
         self.user_embedding = tf.keras.layers.Embedding(n_users, embedding_dim, embeddings_initializer=init,
                                                         name="user_embedding")
@@ -70,10 +74,11 @@ class MatrixFactorization(Recommender):
             loss = in_batch_softmax_loss(p, q, positives, tf.gather(self.item_log_q, positives), bias)
             norms = tf.reduce_sum(tf.square(p)) + tf.reduce_sum(tf.square(q))
             return loss + self.l2 * norms / batch_size
-        negatives = uniform_negatives(positives, self.n_items, batch)
-        loss = bpr_loss(self.score(users, positives), self.score(users, negatives))
+        negatives = uniform_negatives(positives, self.n_items, batch, self.negatives)  # [B] or [B, n]
+        negative_users = users if self.negatives == 1 else tf.repeat(users[:, tf.newaxis], self.negatives, axis=1)
+        loss = bpr_loss(self.score(users, positives), self.score(negative_users, negatives))
         norms = tf.reduce_sum(tf.square(p)) + tf.reduce_sum(tf.square(q)) + tf.reduce_sum(
-            tf.square(self.item_embedding(negatives)))
+            tf.square(self.item_embedding(negatives))) / self.negatives
         return loss + self.l2 * norms / batch_size
 
     def user_vectors(self, for_test: bool = True) -> np.ndarray:

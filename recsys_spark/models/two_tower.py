@@ -60,8 +60,12 @@ class TwoTower(Recommender):
     needs_content = True
 
     def __init__(self, n_users: int, n_items: int, content: ItemContent, embedding_dim: int = 64,
-                 l2: float = 1e-6, seed: int = 0, loss: str = "softmax", item_log_q: Optional[np.ndarray] = None, **_):
+                 l2: float = 1e-6, seed: int = 0, loss: str = "softmax", item_log_q: Optional[np.ndarray] = None,
+                 negatives: int = 1, **_):
         super().__init__(n_users, n_items)
+        if negatives < 1:
+            raise ValueError(f"negatives must be >= 1, got {negatives}")
+        self.negatives = negatives  # BPR negatives per positive
         init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
         self.user_embedding = tf.keras.layers.Embedding(n_users, embedding_dim, embeddings_initializer=init,
                                                         name="user_embedding")
@@ -104,8 +108,13 @@ class TwoTower(Recommender):
         positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
         u, v = self.user_embedding(users), self.item_tower(positives)
         if self.loss_name == "bpr":
-            negatives = uniform_negatives(positives, self.n_items, batch)
-            loss = bpr_loss(tf.reduce_sum(u * v, -1), tf.reduce_sum(u * self.item_tower(negatives), -1))
+            negatives = uniform_negatives(positives, self.n_items, batch, self.negatives)  # [B] or [B, n]
+            if self.negatives == 1:
+                negative_scores = tf.reduce_sum(u * self.item_tower(negatives), -1)
+            else:
+                towers = tf.reshape(self.item_tower(tf.reshape(negatives, [-1])), [-1, self.negatives, tf.shape(u)[1]])
+                negative_scores = tf.reduce_sum(u[:, tf.newaxis] * towers, -1)
+            loss = bpr_loss(tf.reduce_sum(u * v, -1), negative_scores)
         else:
             loss = in_batch_softmax_loss(u, v, positives, tf.gather(self.item_log_q, positives))
         norms = tf.reduce_sum(tf.square(u)) + tf.reduce_sum(tf.square(v))
