@@ -74,20 +74,23 @@ def main() -> None:
             k = cfg.evaluate.k
             popularity = (metrics[("popularity", f"ndcg@{k}")], metrics[("popularity", f"recall@{k}")])
             results.setdefault(model, []).append(
-                (metrics[(model, f"ndcg@{k}")], metrics[(model, f"recall@{k}")], wall, meta["epochs_run"], meta["best_epoch"]))
+                (metrics[(model, f"ndcg@{k}")], metrics[(model, f"recall@{k}")], wall, meta["epochs_run"], meta["best_epoch"],
+                 meta["train_cpu_s"]))
             print(f"  {model} seed {seed}: NDCG@{k} {metrics[(model, f'ndcg@{k}')]:.4f} Recall@{k} "
                   f"{metrics[(model, f'recall@{k}')]:.4f} ({meta['epochs_run']} epochs, best {meta['best_epoch']}, "
-                  f"{wall:.0f} s)", flush=True)
+                  f"{wall:.0f} s wall, training {meta['train_time_s']:.0f} s wall / {meta['train_cpu_s']:.0f} s CPU "
+                  f"over {meta['num_proc']} rank(s))", flush=True)
 
     def spread(values):
         return f"{statistics.mean(values):.4f} ± {statistics.pstdev(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
-    body = [["popularity", f"{popularity[0]:.4f}", f"{popularity[1]:.4f}", "-", "-"]]
+    body = [["popularity", f"{popularity[0]:.4f}", f"{popularity[1]:.4f}", "-", "-", "-"]]
     for model, runs in results.items():
         body.append([model, spread([r[0] for r in runs]), spread([r[1] for r in runs]),
-                     f"{statistics.mean(r[2] for r in runs):.0f}", ",".join(str(r[3]) for r in runs)])
+                     f"{statistics.mean(r[2] for r in runs):.0f}", f"{statistics.mean(r[5] for r in runs):.0f}",
+                     ",".join(str(r[3]) for r in runs)])
     k = base.evaluate.k
-    print(format_table(["model", f"NDCG@{k}", f"Recall@{k}", "wall s / run", "epochs"], body))
+    print(format_table(["model", f"NDCG@{k}", f"Recall@{k}", "wall s / run", "train CPU s / run", "epochs"], body))
     best = max(results, key=lambda m: statistics.mean(r[0] for r in results[m]))
     print(f"best: {best} NDCG@{k} {statistics.mean(r[0] for r in results[best]):.4f} vs popularity {popularity[0]:.4f}: "
           f"ratio {statistics.mean(r[0] for r in results[best]) / popularity[0]:.2f}")

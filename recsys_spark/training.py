@@ -72,6 +72,7 @@ class TrainResult:
     epoch_train_seconds: List[float] = field(default_factory=list)  # rank 0's feed + steps, per epoch
     saved_model: Optional[str] = None  # local folder of a sequence model's encoder
     final_learning_rates: List[float] = field(default_factory=list)  # every rank's, after any decay
+    cpu_seconds: List[float] = field(default_factory=list)  # every rank's process CPU time (all its threads)
     all_rank_weights: Optional[List[List[Any]]] = None
 
 
@@ -145,6 +146,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     """
     from recsys_spark.session import quiet_known_noise
 
+    cpu_started = time.process_time()
     quiet_known_noise()
     import tensorflow as tf
 
@@ -252,6 +254,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
         out["best_epoch"] = int(state["best_epoch"].numpy()) if validator is not None else None
     if spec.return_weights_from_all_ranks:
         out["weights"] = weights
+    out["cpu_seconds"] = time.process_time() - cpu_started
     return out
 
 
@@ -333,6 +336,7 @@ def train_distributed(spark, spec: TrainSpec, num_proc: int) -> TrainResult:
         epoch_train_seconds=rank0["train_seconds"],
         saved_model=rank0.get("saved_model"),
         final_learning_rates=[r["learning_rate"] for r in results],
+        cpu_seconds=[r["cpu_seconds"] for r in results],
         all_rank_weights=[r["weights"] for r in results] if spec.return_weights_from_all_ranks else None,
     )
 
@@ -409,6 +413,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         "model_version": version,
         "ds": ds,
         "train_time_s": round(train_time_s, 2),
+        "train_cpu_s": round(sum(result.cpu_seconds), 2),  # all ranks' processes, every thread
         "trained_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "num_proc": tc.num_proc,
         "train_rows": n_rows,

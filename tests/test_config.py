@@ -46,6 +46,10 @@ def test_missing_file_and_bad_values():
         load_config(None, ["score.top_n=0"])
     with pytest.raises(ConfigError, match=r"unknown event types \['like'\]"):
         load_config(None, ["build.event_weights={like: 1.0}"])
+    with pytest.raises(ConfigError, match=r"train.negatives=0: must be >= 1"):
+        load_config(None, ["train.negatives=0"])
+    with pytest.raises(ConfigError, match=r"train.lr_decay=1.5: must be in \(0, 1\]"):
+        load_config(None, ["train.lr_decay=1.5"])
 
 
 def test_override_parsing():

@@ -122,10 +122,12 @@ def test_every_model_trains_through_the_same_job_and_exports(nightly, model, los
 
     lake, _, _ = nightly
     cfg = load_config(TEST_CONF, [f"train.model={model}", "train.epochs=2", "train.embedding_dim=8",
-                                  f"train.loss={loss}",
+                                  f"train.loss={loss}", f"train.negatives={4 if loss == 'bpr' else 1}",
                                   "train.batch_size=64" if model == "sasrec" else "train.batch_size=256"])
     meta = run_train(lake.spark, lake, cfg, DS)
     assert meta["model"] == model and meta["epochs_run"] == 2 and len(meta["validation"]) == 2
+    assert meta["train_spec"]["negatives"] == meta["config"]["train"]["negatives"] == (4 if loss == "bpr" else 1)
+    assert 0.0 < meta["train_cpu_s"] < meta["train_time_s"] * 2 * os.cpu_count()  # 2 ranks' processes
     assert 0.0 < meta["validation_ndcg"] <= 1.0
     path = lake.partition_path(S.model_table(model), DS)
     users = lake.spark.read.parquet(f"{path}/user_embeddings")
