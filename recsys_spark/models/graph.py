@@ -19,7 +19,7 @@ from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
-from recsys_spark.models.losses import bpr_loss, uniform_negatives
+from recsys_spark.models.losses import bpr_loss, checked_negatives, uniform_negatives
 
 
 def sparse_adjacency(graph: Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]) -> tf.sparse.SparseTensor:
@@ -40,7 +40,6 @@ class SparseOperator:
 
     def __init__(self, graph: Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]):
         matrix = sparse_adjacency(graph)
-        self.sparse = matrix
         self._csr = self._to_csr(matrix)
         self._csr_transposed = self._to_csr(tf.sparse.reorder(tf.sparse.transpose(matrix)))
 
@@ -73,12 +72,10 @@ class _GraphRecommender(Recommender):
     def __init__(self, n_users: int, n_items: int, graph, embedding_dim: int = 64, n_layers: int = 3,
                  l2: float = 1e-4, seed: int = 0, export_graph=None, negatives: int = 1, **_):
         super().__init__(n_users, n_items)
-        if negatives < 1:
-            raise ValueError(f"negatives must be >= 1, got {negatives}")
+        self.negatives = checked_negatives(negatives)
         self.adjacency = SparseOperator(graph)
         # Exported (test-time) vectors may propagate over a larger graph: train + validation edges.
         self.export_adjacency = SparseOperator(export_graph) if export_graph is not None else self.adjacency
-        self.negatives = negatives
         init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
         self.node_embedding = self.add_weight(name="node_embedding", shape=(n_users + n_items, embedding_dim),
                                               initializer=init, trainable=True)

@@ -10,6 +10,13 @@ import tensorflow as tf
 SEED_KEY = "_seed"  # batch entry: [2] int64 seed for stateless negative sampling (rank, step)
 
 
+def checked_negatives(n: int) -> int:
+    """The number of BPR negatives per positive, rejected below 1."""
+    if n < 1:
+        raise ValueError(f"negatives must be >= 1, got {n}")
+    return n
+
+
 def uniform_negatives(positives: tf.Tensor, n_items: int, batch: Dict[str, tf.Tensor], n: int = 1) -> tf.Tensor:
     """Uniformly drawn items, int32: [B] for ``n == 1``, else [B, n] (n per positive). Reproducible when the
     batch carries SEED_KEY."""

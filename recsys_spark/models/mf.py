@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
-from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss, uniform_negatives
+from recsys_spark.models.losses import bpr_loss, checked_negatives, in_batch_softmax_loss, uniform_negatives
 LOSSES = ("bpr", "softmax", "mse")
 
 
@@ -35,9 +35,7 @@ class MatrixFactorization(Recommender):
         super().__init__(n_users, n_items)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if negatives < 1:
-            raise ValueError(f"negatives must be >= 1, got {negatives}")
-        self.negatives = negatives
+        self.negatives = checked_negatives(negatives)
         init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
         self.user_embedding = tf.keras.layers.Embedding(n_users, embedding_dim, embeddings_initializer=init,
                                                         name="user_embedding")

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
-from recsys_spark.models.losses import bpr_loss, in_batch_softmax_loss, uniform_negatives
+from recsys_spark.models.losses import bpr_loss, checked_negatives, in_batch_softmax_loss, uniform_negatives
 
 
 class ItemContent:
@@ -63,9 +63,7 @@ class TwoTower(Recommender):
                  l2: float = 1e-6, seed: int = 0, loss: str = "softmax", item_log_q: Optional[np.ndarray] = None,
                  negatives: int = 1, **_):
         super().__init__(n_users, n_items)
-        if negatives < 1:
-            raise ValueError(f"negatives must be >= 1, got {negatives}")
-        self.negatives = negatives  # BPR negatives per positive
+        self.negatives = checked_negatives(negatives)  # BPR negatives per positive
         init = tf.keras.initializers.RandomNormal(stddev=0.1, seed=seed)
         self.user_embedding = tf.keras.layers.Embedding(n_users, embedding_dim, embeddings_initializer=init,
                                                         name="user_embedding")
