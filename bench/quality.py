@@ -73,9 +73,9 @@ def main() -> None:
             metrics = {(r[S.MODEL], r[S.METRIC]): r[S.VALUE] for r in rows}
             k = cfg.evaluate.k
             popularity = (metrics[("popularity", f"ndcg@{k}")], metrics[("popularity", f"recall@{k}")])
-            results.setdefault(model, []).append(
-                (metrics[(model, f"ndcg@{k}")], metrics[(model, f"recall@{k}")], wall, meta["epochs_run"], meta["best_epoch"],
-                 meta["train_cpu_s"]))
+            results.setdefault(model, []).append(dict(
+                ndcg=metrics[(model, f"ndcg@{k}")], recall=metrics[(model, f"recall@{k}")], wall=wall,
+                epochs=meta["epochs_run"], cpu=meta["train_cpu_s"]))
             print(f"  {model} seed {seed}: NDCG@{k} {metrics[(model, f'ndcg@{k}')]:.4f} Recall@{k} "
                   f"{metrics[(model, f'recall@{k}')]:.4f} ({meta['epochs_run']} epochs, best {meta['best_epoch']}, "
                   f"{wall:.0f} s wall, training {meta['train_time_s']:.0f} s wall / {meta['train_cpu_s']:.0f} s CPU "
@@ -86,14 +86,15 @@ def main() -> None:
 
     body = [["popularity", f"{popularity[0]:.4f}", f"{popularity[1]:.4f}", "-", "-", "-"]]
     for model, runs in results.items():
-        body.append([model, spread([r[0] for r in runs]), spread([r[1] for r in runs]),
-                     f"{statistics.mean(r[2] for r in runs):.0f}", f"{statistics.mean(r[5] for r in runs):.0f}",
-                     ",".join(str(r[3]) for r in runs)])
+        body.append([model, spread([r["ndcg"] for r in runs]), spread([r["recall"] for r in runs]),
+                     f"{statistics.mean(r['wall'] for r in runs):.0f}", f"{statistics.mean(r['cpu'] for r in runs):.0f}",
+                     ",".join(str(r["epochs"]) for r in runs)])
     k = base.evaluate.k
     print(format_table(["model", f"NDCG@{k}", f"Recall@{k}", "wall s / run", "train CPU s / run", "epochs"], body))
-    best = max(results, key=lambda m: statistics.mean(r[0] for r in results[m]))
-    print(f"best: {best} NDCG@{k} {statistics.mean(r[0] for r in results[best]):.4f} vs popularity {popularity[0]:.4f}: "
-          f"ratio {statistics.mean(r[0] for r in results[best]) / popularity[0]:.2f}")
+    mean_ndcg = {m: statistics.mean(r["ndcg"] for r in runs) for m, runs in results.items()}
+    best = max(mean_ndcg, key=mean_ndcg.get)
+    print(f"best: {best} NDCG@{k} {mean_ndcg[best]:.4f} vs popularity {popularity[0]:.4f}: "
+          f"ratio {mean_ndcg[best] / popularity[0]:.2f}")
     spark.stop()
 
 
