@@ -82,6 +82,19 @@ def test_interactions_split_and_graph(spark):
     assert edges == pytest.approx({(0, 0): 1 / 2 ** 0.5, (1, 0): 1 / 2.0, (1, 2): 1 / 2 ** 0.5})
 
 
+def test_user_cutoffs_take_the_two_latest_items_and_break_ties_by_larger_index(spark):
+    indexed = spark.createDataFrame([
+        (0, 5, t(20, 1)), (0, 5, t(25, 1)),   # item 5: first met on day 20, its later event does not count
+        (0, 7, t(21, 1)),
+        (0, 3, t(22, 1)), (0, 9, t(22, 1)),   # a tie on first time: the larger index (9) is the later one
+        (0, 4, t(21, 1)),
+        (1, 1, t(20, 1)), (1, 2, t(20, 2)), (1, 3, t(20, 3)),   # exactly 3 items: split
+        (2, 1, t(20, 1)), (2, 2, t(20, 2)),   # 2 items: all train, absent
+    ], "user_idx int, item_idx int, event_ts timestamp")
+    got = sorted(tuple(r) for r in B.user_cutoffs(indexed, 3).collect())
+    assert got == [(0, 9, 3, t(22, 1)), (1, 3, 2, t(20, 2))]
+
+
 def test_duplicate_event_ids_across_days_are_kept_once(spark):
     events_df = events(spark, [
         ("e1", "u1", "i1", "view", None, t(26, 9), None, D1),
