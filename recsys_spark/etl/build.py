@@ -209,9 +209,12 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         return out
 
     events_df = lake.read_window(S.EVENTS_CLEAN, first_ds, ds)
-    if len([d for d in lake.list_partitions(S.EVENTS_CLEAN) if first_ds <= d <= ds]) > 1:
-        events_df = events_df.transform(filter_first_delivery)  # clean_events already made ids unique per day
-    # Not cached: three Parquet scans of the narrow events cost less than building an in-memory copy.
+    cached = len([d for d in lake.list_partitions(S.EVENTS_CLEAN) if first_ds <= d <= ds]) > 1
+    if cached:
+        # clean_events already made ids unique per day. Across days the de-duplication is a sort, worth
+        # caching for the reads below; one day alone is read from Parquet each time (4 scans), which costs
+        # less than building an in-memory copy (8 s against 2 s per scan on 2 M events).
+        events_df = events_df.transform(filter_first_delivery).persist()
 
     vocabs = {}
     for table, id_col, idx_col in ((S.USER_VOCAB, S.USER_ID, S.USER_IDX), (S.ITEM_VOCAB, S.ITEM_ID, S.ITEM_IDX)):
@@ -222,6 +225,8 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
 
     indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights)
     timed(S.INTERACTIONS, lambda: lake.write_table(interactions(indexed_df, cfg, ds), S.INTERACTIONS, ds))
+    if cached:
+        events_df.unpersist()
     interactions_df = lake.read_table(S.INTERACTIONS, ds, "")
 
     # Equal-sized files (round-robin), a multiple of the number of ranks, so that Petastorm shards evenly.
