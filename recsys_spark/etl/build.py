@@ -112,24 +112,19 @@ def user_cutoffs(indexed_events_df: DataFrame, min_items_for_split: int) -> Data
     The item first met last is test, the one before it validation, and train may use events up to the
     validation item's first time. Ties on time go to the larger item index, so the split is
     deterministic. Users with fewer than ``min_items_for_split`` items are absent (all train).
-
-    Only each user's two latest items are ranked: Spark limits the window to 2 rows per user before the
-    shuffle (``WindowGroupLimit``), so no user's whole item list is collected or sorted.
     """
     first_met = indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(F.min(S.EVENT_TS).alias(S.FIRST_TS))
-    latest = Window.partitionBy(S.USER_IDX).orderBy(F.col(S.FIRST_TS).desc(), F.col(S.ITEM_IDX).desc())
-    ranked = first_met.withColumn("_rank", F.row_number().over(latest)).filter(F.col("_rank") <= 2)
-
-    def of_rank(rank, col):
-        return F.max(F.when(F.col("_rank") == rank, F.col(col)))
-
-    enough = first_met.groupBy(S.USER_IDX).agg(F.count(F.lit(1)).alias("_items")).filter(
-        F.col("_items") >= min_items_for_split)
-    return ranked.groupBy(S.USER_IDX).agg(
-        of_rank(1, S.ITEM_IDX).alias(_TEST_ITEM),
-        of_rank(2, S.ITEM_IDX).alias(_VALIDATION_ITEM),
-        of_rank(2, S.FIRST_TS).alias(CUTOFF),
-    ).join(enough.select(S.USER_IDX), S.USER_IDX)
+    latest = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.ITEM_IDX)), asc=False)
+    return (
+        first_met.groupBy(S.USER_IDX).agg(latest.alias("_latest"))
+        .filter(F.size("_latest") >= min_items_for_split)
+        .select(
+            S.USER_IDX,
+            F.col("_latest")[0][S.ITEM_IDX].alias(_TEST_ITEM),
+            F.col("_latest")[1][S.ITEM_IDX].alias(_VALIDATION_ITEM),
+            F.col("_latest")[1][S.FIRST_TS].alias(CUTOFF),
+        )
+    )
 
 
 def leave_last_out_interactions(indexed_events_df: DataFrame, min_items_for_split: int) -> DataFrame:
