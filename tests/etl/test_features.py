@@ -113,10 +113,10 @@ def test_nothing_from_validation_or_test_reaches_train_tables(spark, lake, tiny_
     B.run_build_tables(spark, lake, tiny_cfg.build, tiny_cfg.train, DS)
     inter = lake.read_table(S.INTERACTIONS, DS, "")
     held = {(r[0], r[1]): r[2] for r in inter.filter(f"{S.SPLIT} != 'train'").select(S.USER_IDX, S.ITEM_IDX, S.FIRST_TS).collect()}
-    validation_ts = {u: ts for (u, i), ts in held.items()
-                     if (u, i) in {(r[0], r[1]) for r in lake.read_table(S.VALIDATION, DS, "").collect()}}
+    validation_pairs = {(r[0], r[1]) for r in lake.read_table(S.VALIDATION, DS, "").collect()}
+    validation_ts = {u: ts for (u, i), ts in held.items() if (u, i) in validation_pairs}
     train_rows = inter.filter(f"{S.SPLIT} = 'train'").collect()
-    assert held and train_rows
+    assert held and train_rows and validation_ts
     for r in train_rows:
         assert (r[S.USER_IDX], r[S.ITEM_IDX]) not in held
         if r[S.USER_IDX] in validation_ts:
