@@ -110,6 +110,8 @@ def main() -> None:
         print(f"parse + row rules only (no shuffle, no write): {parse_s:.1f} s = {parse_s / base_s:.2f}x bare")
         print("clean_events by step (s): " + ", ".join(f"{k} {v}" for k, v in report["step_s"].items()))
         print("build_tables by table (s): " + ", ".join(f"{k} {v}" for k, v in build_report["write_s"].items()))
+        print(f"each job alone against the best bare: clean_events {clean_s / base_s:.2f}x, "
+              f"build_tables {build_s / base_s:.2f}x")
         print(f"first round only (bare in a cold JVM, the pipeline after it): {sum(runs[0][:2]) / bare_s[0]:.2f}x")
         print(f"ratio pipeline/bare: {pipeline_s / base_s:.2f}x (best of {args.rounds} each; target <= 2.5x)")
         spark.stop()
