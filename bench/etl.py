@@ -71,11 +71,14 @@ def main() -> None:
         spark = build_session(cfg.spark, app_suffix="bench-etl")
         lake = Lake(spark, lake_root)
 
-        def bare(k: int) -> float:
-            out = os.path.join(workdir, f"bare{k}")
+        def seconds(write) -> float:
             t0 = time.time()
-            spark.read.json(raw_path).write.mode("overwrite").parquet(out)
+            write()
             return time.time() - t0
+
+        def bare(k: int) -> float:
+            return seconds(lambda: spark.read.json(raw_path).write.mode("overwrite").parquet(
+                os.path.join(workdir, f"bare{k}")))
 
         def pipeline():
             t0 = time.time()
@@ -96,22 +99,17 @@ def main() -> None:
         from pyspark.sql import functions as F
 
         from recsys_spark.etl.clean import with_parsed_fields, with_reason
-        t0 = time.time()
-        (spark.read.text(raw_path).transform(with_parsed_fields).transform(with_reason, cfg.clean, DS)
-         .write.format("noop").mode("overwrite").save())
-        parse_s = time.time() - t0
+        parse_s = seconds(lambda: spark.read.text(raw_path).transform(with_parsed_fields)
+                          .transform(with_reason, cfg.clean, DS).write.format("noop").mode("overwrite").save())
         # A floor for any clean + build, whatever its rules: parse every line and write the typed fields once,
         # then read them back and write one aggregation by user-item pair (what interactions needs at least).
         skeleton = os.path.join(workdir, "skeleton")
-        t0 = time.time()
-        (spark.read.text(raw_path).transform(with_parsed_fields).select(*S.RAW_FIELDS)
-         .write.mode("overwrite").parquet(os.path.join(skeleton, "events")))
-        parse_write_s = time.time() - t0
-        t0 = time.time()
-        (spark.read.parquet(os.path.join(skeleton, "events")).groupBy(S.USER_ID, S.ITEM_ID)
-         .agg(F.count(F.lit(1)).alias("n"), F.min(S.TS).alias("first"), F.max(S.TS).alias("last"))
-         .write.mode("overwrite").parquet(os.path.join(skeleton, "pairs")))
-        one_agg_s = time.time() - t0
+        events_path, pairs_path = os.path.join(skeleton, "events"), os.path.join(skeleton, "pairs")
+        pair_values = [F.count(F.lit(1)).alias("n"), F.min(S.TS).alias("first"), F.max(S.TS).alias("last")]
+        parse_write_s = seconds(lambda: spark.read.text(raw_path).transform(with_parsed_fields)
+                                .select(*S.RAW_FIELDS).write.mode("overwrite").parquet(events_path))
+        one_agg_s = seconds(lambda: spark.read.parquet(events_path).groupBy(S.USER_ID, S.ITEM_ID)
+                            .agg(*pair_values).write.mode("overwrite").parquet(pairs_path))
         clean_s, build_s, report, build_report = min(runs, key=lambda run: run[0] + run[1])
         pipeline_s = clean_s + build_s
         base_s = min(bare_s)
