@@ -87,6 +87,10 @@ class BuildConfig:
     )
     min_items_for_split: int = 3
     split_mode: str = "leave_last_out"
+    # Seed of the hash of (user id, item id) that orders a user's events with equal timestamps in the
+    # split, the sequences and the co-occurrence window: never item index or file position, which carry
+    # first-appearance order.
+    tie_seed: int = 0
     test_days: int = 1
     validation_days: int = 1
     sequence_length: int = 50

@@ -55,6 +55,7 @@ EVENT_COUNT = "event_count"
 LAST_RATING = "last_rating"
 FIRST_TS = "first_ts"
 LAST_TS = "last_ts"
+TIE_BREAK = "tie_break"  # seeded hash of (user id, item id): orders a user's same-time events
 SPLIT = "split"
 EMBEDDING = "embedding"
 RANK = "rank"
@@ -141,6 +142,7 @@ INTERACTIONS_SCHEMA = T.StructType(
         T.StructField(LAST_RATING, T.DoubleType(), True),
         T.StructField(FIRST_TS, T.TimestampType(), False),
         T.StructField(LAST_TS, T.TimestampType(), False),
+        T.StructField(TIE_BREAK, T.LongType(), False),
         T.StructField(SPLIT, T.StringType(), False),
     ]
 )

@@ -67,14 +67,24 @@ def number_in_order(df: DataFrame, ts_col: str, id_col: str, offset: int = 0) ->
             .drop("_bucket", "_start"))
 
 
+def tie_break(seed: int):
+    """A seeded 64-bit hash of (user id, item id): the order of a user's events that share a timestamp.
+
+    Ids and indices follow first appearance in the data, so ordering ties by them would let a model
+    learn that "the next item has a larger index"; a hash carries no such order.
+    """
+    return F.xxhash64(F.lit(int(seed)), F.col(S.USER_ID), F.col(S.ITEM_ID))
+
+
 def with_indices(events_df: DataFrame, user_vocab_df: DataFrame, item_vocab_df: DataFrame,
-                 event_weights: Dict[str, float]) -> DataFrame:
-    """Adds ``user_idx``, ``item_idx`` and the event's implicit ``weight`` (by event type)."""
+                 event_weights: Dict[str, float], tie_seed: int = 0) -> DataFrame:
+    """Adds ``user_idx``, ``item_idx``, the event's implicit ``weight`` (by event type) and ``tie_break``."""
     pairs = []
     for name, weight in sorted(event_weights.items()):
         pairs += [F.lit(name), F.lit(float(weight))]
     return (
         events_df.withColumn(S.WEIGHT, F.create_map(*pairs)[F.col(S.EVENT_TYPE)])
+        .withColumn(S.TIE_BREAK, tie_break(tie_seed))
         .join(user_vocab_df.select(S.USER_ID, S.USER_IDX), on=S.USER_ID)
         .join(item_vocab_df.select(S.ITEM_ID, S.ITEM_IDX), on=S.ITEM_ID)
     )
@@ -95,12 +105,17 @@ def _pair_aggregates(only_when=None, suffix: str = ""):
     ]
 
 
+def _tie_of_pair():
+    """The pair's tie break (the same for every event of a pair)."""
+    return F.max(S.TIE_BREAK).alias(S.TIE_BREAK)
+
+
 _PAIR_VALUES = (S.WEIGHT, S.EVENT_COUNT, S.LAST_RATING, S.FIRST_TS, S.LAST_TS)
 
 
 def aggregate_pairs(indexed_events_df: DataFrame, *keys: str) -> DataFrame:
     """One row per user-item pair (and ``keys``): summed weight, event count, latest rating, first and last time."""
-    return indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX, *keys).agg(*_pair_aggregates())
+    return indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX, *keys).agg(*_pair_aggregates(), _tie_of_pair())
 
 
 _TEST_ITEM, _VALIDATION_ITEM = "_test_item", "_validation_item"
@@ -110,11 +125,13 @@ def user_cutoffs(indexed_events_df: DataFrame, min_items_for_split: int) -> Data
     """Leave-last-out per user: (user_idx, _test_item, _validation_item, _cutoff_ts).
 
     The item first met last is test, the one before it validation, and train may use events up to the
-    validation item's first time. Ties on time go to the larger item index, so the split is
-    deterministic. Users with fewer than ``min_items_for_split`` items are absent (all train).
+    validation item's first time. Items first met at the same instant are ordered by ``tie_break`` (a
+    seeded hash of user and item id), never by index. Users with fewer than ``min_items_for_split`` items
+    are absent (all train).
     """
-    first_met = indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(F.min(S.EVENT_TS).alias(S.FIRST_TS))
-    latest = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.ITEM_IDX)), asc=False)
+    first_met = indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(F.min(S.EVENT_TS).alias(S.FIRST_TS),
+                                                                       _tie_of_pair())
+    latest = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.TIE_BREAK, S.ITEM_IDX)), asc=False)
     return (
         first_met.groupBy(S.USER_IDX).agg(latest.alias("_latest"))
         .filter(F.size("_latest") >= min_items_for_split)
@@ -159,14 +176,14 @@ def time_cut_interactions(indexed_events_df: DataFrame, validation_start: dt.dat
     """
     before_cut = F.col(S.EVENT_TS) < F.lit(validation_start)
     pairs = indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX).agg(
-        *_pair_aggregates(), *_pair_aggregates(before_cut, suffix="_train"))
+        *_pair_aggregates(), *_pair_aggregates(before_cut, suffix="_train"), _tie_of_pair())
     first = F.col(S.FIRST_TS)
     is_train = first < F.lit(validation_start)
     split = (F.when(first >= F.lit(test_start), F.lit(S.SPLIT_TEST))
              .when(~is_train, F.lit(S.SPLIT_VALIDATION))
              .otherwise(F.lit(S.SPLIT_TRAIN)))
     values = [F.when(is_train, F.col(name + "_train")).otherwise(F.col(name)).alias(name) for name in _PAIR_VALUES]
-    return pairs.select(S.USER_IDX, S.ITEM_IDX, *values, split.alias(S.SPLIT))
+    return pairs.select(S.USER_IDX, S.ITEM_IDX, *values, S.TIE_BREAK, split.alias(S.SPLIT))
 
 
 def interactions(indexed_events_df: DataFrame, cfg: BuildConfig, ds: str) -> DataFrame:
@@ -218,7 +235,8 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         timed(table, lambda: lake.write_table(extend_vocab(events_df, previous_df, id_col, idx_col, ds), table, ds, files=1))
         vocabs[table] = lake.read_table(table, ds, "")
 
-    indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights)
+    indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights,
+                              cfg.tie_seed)
     timed(S.INTERACTIONS, lambda: lake.write_table(interactions(indexed_df, cfg, ds), S.INTERACTIONS, ds))
     if cached:
         events_df.unpersist()

@@ -14,9 +14,11 @@ from recsys_spark import schemas as S
 def sequences(interactions_df: DataFrame, length: int) -> DataFrame:
     """Per user: the last ``length`` train items by first time, left-padded with PAD_ITEM, and the targets.
 
+    Items first met at the same instant are ordered by the pair's seeded ``tie_break`` hash, never by index.
+
     Returns (user_idx, history [length] int, history_length, validation_items [] int, test_items [] int).
     """
-    ordered = F.struct(F.col(S.FIRST_TS), F.col(S.ITEM_IDX))
+    ordered = F.struct(F.col(S.FIRST_TS), F.col(S.TIE_BREAK), F.col(S.ITEM_IDX))
 
     def items_of(split):
         return F.sort_array(F.collect_list(F.when(F.col(S.SPLIT) == split, ordered)))
@@ -68,7 +70,7 @@ def graph_edges(train_df: DataFrame, degrees_df: Optional[DataFrame] = None) -> 
 def item_cooccurrence(interactions_df: DataFrame, top_k: int, max_items_per_user: int) -> DataFrame:
     """Top-``top_k`` co-occurring items per item over users' train items (each user's latest
     ``max_items_per_user`` only, so that a few heavy users cannot dominate or blow up the join)."""
-    recent = Window.partitionBy(S.USER_IDX).orderBy(F.col(S.FIRST_TS).desc(), F.col(S.ITEM_IDX))
+    recent = Window.partitionBy(S.USER_IDX).orderBy(F.col(S.FIRST_TS).desc(), F.col(S.TIE_BREAK).desc())
     train = (
         interactions_df.filter(F.col(S.SPLIT) == S.SPLIT_TRAIN)
         .withColumn("_recency", F.row_number().over(recent))

@@ -65,16 +65,23 @@ def test_interactions_split_and_graph(spark):
     interactions = B.leave_last_out_interactions(indexed, 3)
     expected = spark.createDataFrame(
         [
-            (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), "train"),   # view 1 + purchase 5; the day-24 click is cut
-            (0, 1, 4.0, 1, 4.0, t(22, 1), t(22, 1), "validation"),
-            (0, 2, 2.0, 1, None, t(23, 1), t(23, 1), "test"),
-            (1, 0, 1.0, 1, None, t(20, 1), t(20, 1), "train"),   # u2 has 2 items < 3: all train
-            (1, 2, 1.0, 1, None, t(21, 1), t(21, 1), "train"),
+            (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), 0, "train"),   # view 1 + purchase 5; the day-24 click is cut
+            (0, 1, 4.0, 1, 4.0, t(22, 1), t(22, 1), 0, "validation"),
+            (0, 2, 2.0, 1, None, t(23, 1), t(23, 1), 0, "test"),
+            (1, 0, 1.0, 1, None, t(20, 1), t(20, 1), 0, "train"),   # u2 has 2 items < 3: all train
+            (1, 2, 1.0, 1, None, t(21, 1), t(21, 1), 0, "train"),
         ],
         S.INTERACTIONS_SCHEMA,
     )
     got = interactions.select(*S.INTERACTIONS_SCHEMA.fieldNames()).orderBy(S.USER_IDX, S.ITEM_IDX)
-    assert_df_equality(got, expected, ignore_nullable=True)
+    assert_df_equality(got.drop(S.TIE_BREAK), expected.drop(S.TIE_BREAK), ignore_nullable=True)
+    # tie_break is the seeded hash of the ids, the same for every event of a pair
+    hashes = {(r[0], r[1]): r[2] for r in spark.createDataFrame([("u1", "i1"), ("u1", "i2"), ("u1", "i3"), ("u2", "i1"),
+                                                                   ("u2", "i3")], "user_id string, item_id string")
+              .select(S.USER_ID, S.ITEM_ID, B.tie_break(0)).collect()}
+    ids = {0: "u1", 1: "u2"}, {0: "i1", 1: "i2", 2: "i3"}
+    assert {(r[0], r[1]): r[2] for r in got.select(S.USER_IDX, S.ITEM_IDX, S.TIE_BREAK).collect()} == {
+        (u, i): hashes[(ids[0][u], ids[1][i])] for u, i in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)]}
 
     train = B.select_pairs(interactions, S.SPLIT_TRAIN)
     edges = {(r[S.USER_IDX], r[S.ITEM_IDX]): r[S.WEIGHT] for r in F_.graph_edges(train).collect()}
@@ -82,17 +89,17 @@ def test_interactions_split_and_graph(spark):
     assert edges == pytest.approx({(0, 0): 1 / 2 ** 0.5, (1, 0): 1 / 2.0, (1, 2): 1 / 2 ** 0.5})
 
 
-def test_user_cutoffs_take_the_two_latest_items_and_break_ties_by_larger_index(spark):
+def test_user_cutoffs_take_the_two_latest_items_and_break_ties_by_the_hash(spark):
     indexed = spark.createDataFrame([
-        (0, 5, t(20, 1)), (0, 5, t(25, 1)),   # item 5: first met on day 20, its later event does not count
-        (0, 7, t(21, 1)),
-        (0, 3, t(22, 1)), (0, 9, t(22, 1)),   # a tie on first time: the larger index (9) is the later one
-        (0, 4, t(21, 1)),
-        (1, 1, t(20, 1)), (1, 2, t(20, 2)), (1, 3, t(20, 3)),   # exactly 3 items: split
-        (2, 1, t(20, 1)), (2, 2, t(20, 2)),   # 2 items: all train, absent
-    ], "user_idx int, item_idx int, event_ts timestamp")
+        (0, 5, t(20, 1), 1), (0, 5, t(25, 1), 1),   # item 5: first met on day 20, its later event does not count
+        (0, 7, t(21, 1), 1),
+        (0, 3, t(22, 1), 80), (0, 9, t(22, 1), 20),   # a tie on first time: the larger hash (item 3) is later
+        (0, 4, t(21, 1), 1),
+        (1, 1, t(20, 1), 1), (1, 2, t(20, 2), 1), (1, 3, t(20, 3), 1),   # exactly 3 items: split
+        (2, 1, t(20, 1), 1), (2, 2, t(20, 2), 1),   # 2 items: all train, absent
+    ], "user_idx int, item_idx int, event_ts timestamp, tie_break long")
     got = sorted(tuple(r) for r in B.user_cutoffs(indexed, 3).collect())
-    assert got == [(0, 9, 3, t(22, 1)), (1, 3, 2, t(20, 2))]
+    assert got == [(0, 3, 9, t(22, 1)), (1, 3, 2, t(20, 2))]
 
 
 def test_duplicate_event_ids_across_days_are_kept_once(spark):

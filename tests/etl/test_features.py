@@ -19,9 +19,10 @@ def t(day, hour=0, minute=0):
 
 
 def interactions(spark, rows):
-    """rows: (user, item, first_day, split)"""
+    """rows: (user, item, first_day, split[, tie_break])"""
     return spark.createDataFrame(
-        [(u, i, 1.0, 1, None, t(d), t(d), split) for u, i, d, split in rows], S.INTERACTIONS_SCHEMA)
+        [(r[0], r[1], 1.0, 1, None, t(r[2]), t(r[2]), r[4] if len(r) > 4 else 0, r[3]) for r in rows],
+        S.INTERACTIONS_SCHEMA)
 
 
 def test_sequences_are_left_padded_last_train_items(spark):
@@ -32,6 +33,13 @@ def test_sequences_are_left_padded_last_train_items(spark):
     expected = spark.createDataFrame(
         [(0, [3, 9], 2, [4], [7]), (1, [S.PAD_ITEM, 2], 1, [], [])], S.SEQUENCES_SCHEMA)
     assert_df_equality(FT.sequences(df, 2).orderBy(S.USER_IDX), expected, ignore_nullable=True)
+
+
+def test_sequences_order_same_time_items_by_the_tie_hash_not_the_index(spark):
+    # Items 9, 2 and 5 share a first time; their order follows tie_break (30 < 40 < 50), not the index.
+    df = interactions(spark, [(0, 9, 1, "train", 50), (0, 2, 1, "train", 40), (0, 5, 1, "train", 30),
+                              (0, 1, 2, "validation", 0)])
+    assert FT.sequences(df, 4).first()[S.HISTORY] == [S.PAD_ITEM, 5, 2, 9]
 
 
 def test_graph_degrees_and_cooccurrence(spark):
@@ -70,18 +78,18 @@ def test_item_features(spark):
 
 def test_time_cut_split(spark):
     events = spark.createDataFrame(
-        [(0, 0, 1.0, None, t(20)), (0, 0, 2.0, None, t(26, 3)),  # first met before the cut: train, cut at 26
-         (0, 1, 1.0, None, t(26, 5)), (0, 2, 1.0, 4.0, t(27, 23)), (0, 2, 5.0, None, t(27, 23, 30)),
-         (1, 0, 1.0, None, t(25)), (1, 0, 3.0, None, t(27))],
-        "user_idx int, item_idx int, weight double, rating double, event_ts timestamp")
+        [(0, 0, 1.0, None, t(20), 7), (0, 0, 2.0, None, t(26, 3), 7),  # first met before the cut: train, cut at 26
+         (0, 1, 1.0, None, t(26, 5), 8), (0, 2, 1.0, 4.0, t(27, 23), 9), (0, 2, 5.0, None, t(27, 23, 30), 9),
+         (1, 0, 1.0, None, t(25), 3), (1, 0, 3.0, None, t(27), 3)],
+        "user_idx int, item_idx int, weight double, rating double, event_ts timestamp, tie_break long")
     v_start, t_start = B.time_cut_bounds(DS, test_days=1, validation_days=1)
     assert (v_start, t_start) == (t(26), t(27))
     got = sorted(tuple(r) for r in B.time_cut_interactions(events, v_start, t_start).collect())
     assert got == [
-        (0, 0, 1.0, 1, None, t(20), t(20), "train"),
-        (0, 1, 1.0, 1, None, t(26, 5), t(26, 5), "validation"),
-        (0, 2, 6.0, 2, 4.0, t(27, 23), t(27, 23, 30), "test"),  # held-out pairs keep all their events
-        (1, 0, 1.0, 1, None, t(25), t(25), "train"),
+        (0, 0, 1.0, 1, None, t(20), t(20), 7, "train"),
+        (0, 1, 1.0, 1, None, t(26, 5), t(26, 5), 8, "validation"),
+        (0, 2, 6.0, 2, 4.0, t(27, 23), t(27, 23, 30), 9, "test"),  # held-out pairs keep all their events
+        (1, 0, 1.0, 1, None, t(25), t(25), 3, "train"),
     ]
 
 
