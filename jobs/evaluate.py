@@ -1,15 +1,16 @@
-"""Full-ranking Recall@K and NDCG@K of the trained model and the popularity baseline on the test
-split (history masked); writes <lake>/metrics/ds=<ds>/ and prints the table."""
+"""Evaluates every model of train.models, the popularity baseline and the currently published version on
+the same split (full ranking, history masked; Recall, NDCG, HR, MRR, MAP, Precision at evaluate.ks,
+coverage, popularity, novelty; slices all/cold/heavy/long_tail); writes <lake>/metrics/ds=<ds>/."""
 
 from recsys_spark.cli import JobContext, main
 
 
 def run(ctx: JobContext) -> None:
+    from recsys_spark.evaluate.offline import run_evaluate
     from recsys_spark.report import metrics_table
-    from recsys_spark.serving import run_evaluate
 
     rows = run_evaluate(ctx.spark, ctx.lake, ctx.cfg, ctx.ds)
-    print(metrics_table(rows))
+    print(metrics_table(rows, ctx.cfg.evaluate.k))
 
 
 if __name__ == "__main__":

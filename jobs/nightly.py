@@ -1,4 +1,5 @@
-"""The nightly pipeline for one ds: clean_events -> build_tables -> train -> evaluate -> score."""
+"""The nightly pipeline for one ds: clean_events -> build_tables -> train (every model of train.models)
+-> evaluate -> gate -> score (when the gate approves) -> report."""
 
 from recsys_spark.cli import JobContext, main
 
@@ -11,7 +12,7 @@ def add_args(parser) -> None:
 def run(ctx: JobContext) -> None:
     from recsys_spark.nightly import run_nightly, summary
 
-    result = run_nightly(ctx.spark, ctx.lake, ctx.cfg, ctx.ds, ctx.args.input)
+    result = run_nightly(ctx.spark, ctx.lake, ctx.cfg, ctx.ds, ctx.args.input, ctx.args.conf, ctx.args.overrides)
     print(summary(result, ctx.ds), flush=True)
 
 

@@ -1,11 +1,11 @@
-"""Batch scoring: top-N unseen items per user from the trained model, written atomically to
-<lake>/recommendations/ds=<ds>/ (user_id, item_id, rank, score, model, model_version)."""
+"""Batch scoring: top-N unseen items per user from the model version the gate approved, written atomically
+to <lake>/recommendations/ds=<ds>/ (user_id, item_id, rank, score, model, model_version)."""
 
 from recsys_spark.cli import JobContext, main
 
 
 def run(ctx: JobContext) -> None:
-    from recsys_spark.serving import run_score
+    from recsys_spark.scoring import run_score
 
     out = run_score(ctx.spark, ctx.lake, ctx.cfg, ctx.ds)
     print(f"[score] {out['rows']} recommendations for {out['users']} users (top {out['top_n']}, "

@@ -1,35 +1,36 @@
-"""Trains a model on one ds's train table with Petastorm + Horovod (horovod.spark.run) and exports
-its user/item embeddings and metadata to <lake>/models/<model>/ds=<ds>/."""
+"""Trains models on one ds's lake tables and exports them to <lake>/models/<model>/ds=<ds>/.
+
+Deep models (mf, two_tower, lightgcn, gcn, sasrec) train on Horovod ranks fed by Petastorm
+(horovod.spark.run); traditional baselines (popularity, popularity_recent, item_knn, content, als, ease,
+markov) fit in the driver (als in Spark MLlib). Without --model every model of train.models is trained
+(the nightly competition). Each model's settings come from conf/models/<model>.yaml between --conf and --set."""
 
 from recsys_spark.cli import JobContext, main
+from recsys_spark.models import BASELINE_NAMES, DEEP_MODEL_NAMES, MODEL_NAMES
 
 
 def add_args(parser) -> None:
-    parser.add_argument("--model", default=None, help="model to train (default: train.model from --conf)")
+    parser.add_argument("--model", default=None, metavar="NAME",
+                        help=f"one model to train: deep {', '.join(DEEP_MODEL_NAMES)}; traditional "
+                             f"{', '.join(BASELINE_NAMES)} (default: every model of train.models)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint of this model and ds instead of starting over")
 
 
 def run(ctx: JobContext) -> None:
-    from recsys_spark.training import run_train
+    from recsys_spark.config import load_model_config
+    from recsys_spark.errors import ConfigError
+    from recsys_spark.training import train_model
 
-    cfg = ctx.cfg
-    if ctx.args.model:
-        import os
-
-        from recsys_spark.config import load_config
-
-        # The model's own hyper-parameters (conf/models/<model>.yaml) sit between --conf and --set.
-        model_conf = os.path.join(os.path.dirname(os.path.abspath(ctx.args.conf)), "models", f"{ctx.args.model}.yaml")
-        layers = [model_conf] if os.path.exists(model_conf) else []
-        cfg = load_config(ctx.args.conf, [f"train.model={ctx.args.model}", f"score.model={ctx.args.model}"]
-                          + ctx.args.overrides, layers=layers)
-    meta = run_train(ctx.spark, ctx.lake, cfg, ctx.ds, resume=ctx.args.resume)
-    print(f"[train] {meta['model']} {meta['model_version']}: {meta['num_proc']} Horovod ranks, "
-          f"{meta['train_rows']} rows, {len(meta['epoch_losses'])} epochs in {meta['train_time_s']} s, "
-          f"loss {meta['epoch_losses'][0]:.4f} -> {meta['epoch_losses'][-1]:.4f}; best validation NDCG "
-          f"{meta['validation_ndcg']:.4f} at epoch {meta['best_epoch']}"
-          f"{' (stopped early)' if meta['stopped_early'] else ''}; exported to {meta['path']}")
+    if ctx.args.model is not None and ctx.args.model not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {ctx.args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    for model in [ctx.args.model] if ctx.args.model else ctx.cfg.train.models:
+        cfg = load_model_config(ctx.args.conf, ctx.args.overrides, model)
+        meta = train_model(ctx.spark, ctx.lake, cfg, ctx.ds, resume=ctx.args.resume)
+        print(f"[train] {meta['model']} {meta['model_version']}: {meta['num_proc']} process(es), {meta['train_rows']} "
+              f"rows, {meta['epochs_run']} epoch(s) in {meta['train_time_s']} s; best validation NDCG@{cfg.evaluate.k} "
+              f"{meta['validation_ndcg'] or 0:.4f}{' (stopped early)' if meta['stopped_early'] else ''}; "
+              f"exported to {meta['path']}", flush=True)
 
 
 if __name__ == "__main__":

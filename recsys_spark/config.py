@@ -105,7 +105,8 @@ class BuildConfig:
 class TrainConfig:
     """Distributed training (Horovod over Gloo, fed by Petastorm)."""
 
-    model: str = "mf"
+    model: str = "mf"  # what `jobs.train` trains without --model
+    models: List[str] = field(default_factory=lambda: ["mf"])  # the nightly competition, deep and traditional
     num_proc: int = 2
     embedding_dim: int = 32
     epochs: int = 8
@@ -128,21 +129,59 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Offline evaluation on the test split."""
+    """Offline evaluation, champion choice and the publication gate."""
 
-    k: int = 10
+    k: int = 10  # the K of the champion's metric (validation NDCG@K) and of the gate
+    ks: List[int] = field(default_factory=lambda: [5, 10, 20])  # every metric is reported at each K
     baseline: str = "popularity"
     require_beats_baseline: bool = True
+    max_regression: float = 0.05  # relative: champion test NDCG@K >= (1 - this) x the published model's
+    cold_user_max: int = 5  # "cold" slice: users with at most this many train interactions
+    heavy_user_quantile: float = 0.9  # "heavy" slice: users at or above this quantile of train interactions
+    head_share: float = 0.8  # "long_tail" slice: test items outside the head holding this share of train
     users_per_batch: int = 512
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """Batch scoring of top-N lists."""
+    """Batch scoring of top-N lists (of the model the gate approved)."""
 
     top_n: int = 20
-    model: str = "mf"
     users_per_batch: int = 512
+
+
+# Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best
+# on validation NDCG@K (never test); a single value fixes it.
+@dataclass(frozen=True)
+class PopularityConfig:
+    recent_days: List[float] = field(default_factory=lambda: [1.0, 7.0, 30.0])  # popularity_recent's window
+
+
+@dataclass(frozen=True)
+class ItemKnnConfig:
+    k: List[int] = field(default_factory=lambda: [20, 50, 200])  # neighbours kept per item
+    shrink: List[float] = field(default_factory=lambda: [0.0, 10.0])  # cosine denominator + shrink
+
+
+@dataclass(frozen=True)
+class AlsConfig:
+    rank: List[int] = field(default_factory=lambda: [64])
+    reg: List[float] = field(default_factory=lambda: [0.01, 0.1])
+    alpha: List[float] = field(default_factory=lambda: [10.0, 40.0])
+    iterations: int = 10
+
+
+@dataclass(frozen=True)
+class EaseConfig:
+    l2: List[float] = field(default_factory=lambda: [20.0, 50.0, 200.0, 500.0])
+    max_items: int = 50000  # one dense float32 item x item matrix: 50k items = 10 GB
+
+
+@dataclass(frozen=True)
+class MarkovConfig:
+    last_n: List[int] = field(default_factory=lambda: [1, 3, 5])  # the user's last items that vote
+    decay: List[float] = field(default_factory=lambda: [0.5])  # weight of the j-th most recent: decay**j
+    normalize: List[bool] = field(default_factory=lambda: [False, True])  # transition counts or probabilities
 
 
 @dataclass(frozen=True)
@@ -156,6 +195,11 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    popularity: PopularityConfig = field(default_factory=PopularityConfig)
+    item_knn: ItemKnnConfig = field(default_factory=ItemKnnConfig)
+    als: AlsConfig = field(default_factory=AlsConfig)
+    ease: EaseConfig = field(default_factory=EaseConfig)
+    markov: MarkovConfig = field(default_factory=MarkovConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,10 +214,27 @@ class PipelineConfig:
         problems: List[str] = []
         from recsys_spark.models import MODEL_NAMES
 
-        if self.train.model not in MODEL_NAMES:
-            problems.append(f"train.model={self.train.model!r}: supported models are {list(MODEL_NAMES)}")
-        if self.score.model not in MODEL_NAMES:
-            problems.append(f"score.model={self.score.model!r}: supported models are {list(MODEL_NAMES)}")
+        for key, names in (("train.model", [self.train.model]), ("train.models", self.train.models)):
+            unknown_models = [m for m in names if m not in MODEL_NAMES]
+            if unknown_models:
+                problems.append(f"{key}: unknown model(s) {unknown_models}; supported models are {list(MODEL_NAMES)}")
+        if not self.train.models:
+            problems.append("train.models: name at least one model for the nightly competition")
+        if self.evaluate.k not in self.evaluate.ks:
+            problems.append(f"evaluate.k={self.evaluate.k} must be one of evaluate.ks={self.evaluate.ks}")
+        if any(k <= 0 for k in self.evaluate.ks):
+            problems.append(f"evaluate.ks={self.evaluate.ks}: every K must be > 0")
+        if not 0.0 <= self.evaluate.max_regression < 1.0:
+            problems.append(f"evaluate.max_regression={self.evaluate.max_regression}: a share in [0, 1)")
+        grids = {"popularity.recent_days": self.popularity.recent_days, "item_knn.k": self.item_knn.k,
+                 "item_knn.shrink": self.item_knn.shrink, "als.rank": self.als.rank, "als.reg": self.als.reg,
+                 "als.alpha": self.als.alpha, "ease.l2": self.ease.l2, "markov.last_n": self.markov.last_n,
+                 "markov.decay": self.markov.decay, "markov.normalize": self.markov.normalize}
+        for key, values in grids.items():
+            if not values:
+                problems.append(f"{key}: give at least one value")
+            elif key != "markov.normalize" and key != "item_knn.shrink" and min(values) <= 0:
+                problems.append(f"{key}={values}: every value must be > 0")
         if self.train.loss not in ("bpr", "softmax", "full", "mse"):
             problems.append(f"train.loss={self.train.loss!r}: use 'bpr', 'softmax', (mf) 'mse' or (sasrec) 'full'")
         if self.train.loss == "mse" and self.train.model != "mf":
@@ -255,7 +316,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (list, List):
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}' must be a list, got {type(value).__name__} {value!r}")
+            value = [value]  # one value where a list (a grid) is expected: a grid of one
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -357,3 +418,18 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
     for text in overrides or []:
         data = _merge(data, parse_override(text))
     return _build(PipelineConfig, data, "").validate()
+
+
+def model_conf_dir() -> str:
+    """Where ``<model>.yaml`` files live: ``$RECSYS_MODEL_CONF_DIR``, else the project's ``conf/models``."""
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "models")
+    return os.environ.get("RECSYS_MODEL_CONF_DIR", default)
+
+
+def load_model_config(path: Optional[str], overrides: Optional[List[str]], model: str) -> PipelineConfig:
+    """The configuration a model trains with: ``--conf`` file, then ``conf/models/<model>.yaml`` (from
+    :func:`model_conf_dir`, whichever folder ``--conf`` is in), then ``--set`` overrides, with
+    ``train.model`` set to ``model``. Every job and the nightly resolve a model's settings through here."""
+    layer = os.path.join(model_conf_dir(), f"{model}.yaml")
+    return load_config(path, [f"train.model={model}"] + list(overrides or []),
+                      layers=[layer] if os.path.exists(layer) else [])

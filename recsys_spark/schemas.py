@@ -27,6 +27,7 @@ ITEM_FEATURES = "item_features"
 RAW_USERS = "raw_users"
 METRICS = "metrics"
 RECOMMENDATIONS = "recommendations"
+GATE_DECISIONS = "gate_decisions"  # <lake>/gate_decisions/ds=<ds>/decision.json
 REPORTS = "_reports"
 
 
@@ -66,6 +67,7 @@ METRIC = "metric"
 K = "k"
 VALUE = "value"
 N_USERS = "n_users"
+SLICE = "slice"
 
 SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST = "train", "validation", "test"
 HISTORY = "history"
@@ -177,10 +179,13 @@ RECOMMENDATIONS_SCHEMA = T.StructType(
     ]
 )
 
+# One row per (model, model_version, split, slice, metric, k).
 METRICS_SCHEMA = T.StructType(
     [
         T.StructField(MODEL, T.StringType(), False),
         T.StructField(MODEL_VERSION, T.StringType(), False),
+        T.StructField(SPLIT, T.StringType(), False),
+        T.StructField(SLICE, T.StringType(), False),
         T.StructField(METRIC, T.StringType(), False),
         T.StructField(K, T.IntegerType(), False),
         T.StructField(VALUE, T.DoubleType(), False),

@@ -92,7 +92,7 @@ def build_model(spec: TrainSpec, item_log_q=None):
         extra["graph"] = load_adjacency(spec.graph_path, spec.n_users, spec.n_items)
         if spec.validation_path:
             # Exported vectors propagate over train + validation edges: at test time both are known history.
-            from recsys_spark.evaluation import load_pairs
+            from recsys_spark.io.local import load_pairs
 
             rows, cols = extra["graph"][:2]
             train_users, train_items = rows[rows < spec.n_users], cols[rows < spec.n_users] - spec.n_users
@@ -115,23 +115,24 @@ def build_model(spec: TrainSpec, item_log_q=None):
 
 
 class _Validator:
-    """Rank 0's validation: full-ranking NDCG@K with train history masked."""
+    """Rank 0's validation: full-ranking NDCG@K with train history masked (the evaluation's own core)."""
 
     def __init__(self, spec: TrainSpec):
-        from recsys_spark import evaluation as E
+        from recsys_spark.io.local import Histories, SplitData, load_pairs
 
-        train_users, train_items = E.load_pairs(spec.train_path)
-        self.history = E.group_by_user(train_users, train_items)
-        self.targets = E.group_by_user(*E.load_pairs(spec.validation_path))
-        self.is_candidate = np.bincount(train_items, minlength=spec.n_items) > 0
+        empty = Histories.from_pairs([], [], spec.n_users)
+        self.data = SplitData(spec.n_users, spec.n_items,
+                              Histories.from_pairs(*load_pairs(spec.train_path), spec.n_users),
+                              Histories.from_pairs(*load_pairs(spec.validation_path), spec.n_users), empty)
         self.spec = spec
 
     def __call__(self, model) -> Dict[str, float]:
-        from recsys_spark.evaluation import full_ranking_metrics
+        from recsys_spark.evaluate.offline import validation_metrics
+        from recsys_spark.evaluate.scorers import DotScorer
 
-        return full_ranking_metrics(model.user_vectors(for_test=False), model.item_vectors(for_test=False), self.history, self.targets,
-                                    self.spec.validation_k, self.is_candidate, self.spec.validation_max_users,
-                                    seed=self.spec.seed)
+        scorer = DotScorer(model.user_vectors(for_test=False), model.item_vectors(for_test=False))
+        return validation_metrics(scorer, self.data, self.spec.validation_k, self.spec.validation_max_users,
+                                  seed=self.spec.seed)
 
 
 def train_worker(spec: TrainSpec) -> Dict[str, Any]:
@@ -151,7 +152,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     import tensorflow as tf
 
     from recsys_spark import distributed, feed
-    from recsys_spark.evaluation import load_pairs, log_item_shares
+    from recsys_spark.io.local import load_pairs, log_item_shares
     from recsys_spark.models.losses import SEED_KEY
 
     rank, size = distributed.init()
@@ -355,6 +356,17 @@ def model_version(cfg: PipelineConfig, ds: str) -> str:
     return f"{ds}-{cfg.fingerprint()}"
 
 
+def train_model(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -> Dict[str, Any]:
+    """Trains ``cfg.train.model``: a deep model on Horovod ranks, or a traditional baseline in the driver."""
+    from recsys_spark.models import BASELINE_NAMES
+
+    if cfg.train.model in BASELINE_NAMES:
+        from recsys_spark.baselines.train import run_train_baseline
+
+        return run_train_baseline(spark, lake, cfg, ds)
+    return run_train(spark, lake, cfg, ds, resume=resume)
+
+
 def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -> Dict[str, Any]:
     """Trains ``cfg.train.model`` on ``train/ds=<ds>`` and exports it to ``models/<model>/ds=<ds>/``.
 
@@ -411,6 +423,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
     metadata = {
         "model": tc.model,
         "model_version": version,
+        "family": "deep",
         "ds": ds,
         "train_time_s": round(train_time_s, 2),
         "train_cpu_s": round(sum(result.cpu_seconds), 2),  # all ranks' processes, every thread

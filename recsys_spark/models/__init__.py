@@ -13,7 +13,9 @@ def registry() -> Dict[str, Type]:
     return {cls.name: cls for cls in (MatrixFactorization, TwoTower, LightGCN, GCN, SASRec)}
 
 
-MODEL_NAMES = ("mf", "two_tower", "lightgcn", "gcn", "sasrec")
+DEEP_MODEL_NAMES = ("mf", "two_tower", "lightgcn", "gcn", "sasrec")
+BASELINE_NAMES = ("popularity", "popularity_recent", "item_knn", "content", "als", "ease", "markov")
+MODEL_NAMES = DEEP_MODEL_NAMES + BASELINE_NAMES
 
 
 def feed_of(model: str, loss: str = "bpr"):

@@ -1,0 +1,62 @@
+"""Training a traditional baseline for one ds: fit every grid point on train, keep the best by validation
+NDCG@K (never test), export its scorer to ``models/<model>/ds=<ds>/`` with ``metadata.json``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict
+
+from recsys_spark import schemas as S
+from recsys_spark.baselines import grid_of, registry
+from recsys_spark.config import PipelineConfig
+from recsys_spark.evaluate.offline import validation_metrics
+from recsys_spark.io import local
+from recsys_spark.model_store import save_scorer_bundle
+
+
+def read_split_data(lake, ds: str) -> local.SplitData:
+    hint = f"run `python -m jobs.build_tables --ds {ds} --lake {lake.root}` first."
+    paths = {t: lake.local_path(lake.require_partition(t, ds, hint)) for t in (S.INTERACTIONS, S.USER_VOCAB, S.ITEM_VOCAB)}
+    return local.read_split(paths[S.INTERACTIONS], local.vocab_size(paths[S.USER_VOCAB], S.USER_IDX),
+                            local.vocab_size(paths[S.ITEM_VOCAB], S.ITEM_IDX))
+
+
+def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.SplitData = None) -> Dict[str, Any]:
+    """Fits ``cfg.train.model`` (a baseline), picks its settings on validation and exports it."""
+    from recsys_spark.training import model_version
+
+    name = cfg.train.model
+    started, cpu_started = time.time(), time.process_time()
+    data = data or read_split_data(lake, ds)
+    extra: Dict[str, Any] = {"spark": spark, "seed": cfg.train.seed, "iterations": cfg.als.iterations,
+                             "max_items": cfg.ease.max_items}
+    if name == "content":
+        path = lake.require_partition(S.ITEM_FEATURES, ds, f"run `python -m jobs.build_tables --ds {ds}` first.")
+        extra["item_features"] = local.read_item_features(lake.local_path(path), data.n_items)
+    fit = registry()[name].fit
+    trials, best = [], None
+    for params in grid_of(name, cfg):
+        fit_started = time.time()
+        scorer = fit(data, params, **extra)
+        scores = validation_metrics(scorer, data, cfg.evaluate.k, cfg.train.validation_max_users, cfg.train.seed)
+        trials.append(dict(params=params, ndcg=scores["ndcg"], recall=scores["recall"],
+                           fit_s=round(time.time() - fit_started, 2)))
+        if best is None or scores["ndcg"] > best[0]:
+            best = (scores["ndcg"], params, scorer)
+    validation_ndcg, params, scorer = best
+    if name == "als":
+        from recsys_spark.baselines.als import fold_in
+
+        scorer = fold_in(scorer, data.history(for_test=True), float(params["reg"]), float(params["alpha"]))
+    version = model_version(cfg, ds)
+    metadata = {
+        "model": name, "model_version": version, "ds": ds, "family": "baseline",
+        "params": params, "grid": trials, "validation_ndcg": validation_ndcg,
+        "validation": [{"epoch": 1, "ndcg": validation_ndcg}], "best_epoch": None, "epochs_run": 1,
+        "epoch_losses": [], "num_proc": 1, "stopped_early": False, "train_rows": int(len(data.train.items)),
+        "n_users": data.n_users, "n_items": data.n_items,
+        "train_time_s": round(time.time() - started, 2), "train_cpu_s": round(time.process_time() - cpu_started, 2),
+        "trained_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": cfg.to_dict(),
+    }
+    metadata["path"] = save_scorer_bundle(lake, name, ds, scorer, metadata)
+    return metadata

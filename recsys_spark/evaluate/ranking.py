@@ -1,0 +1,117 @@
+"""Top-K ranking of any :class:`~recsys_spark.evaluate.scorers.Scorer`, in blocks of users.
+
+The same block ranking serves training-time validation, the nightly evaluation (in the driver) and batch
+scoring (inside Spark executors), so the lists that are evaluated are produced exactly as the published
+ones. Memory is bounded by ``block x n_items`` scores at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from recsys_spark import schemas as S
+from recsys_spark.evaluate.scorers import Scorer
+
+TOP_K_SCHEMA = T.StructType(
+    [
+        T.StructField(S.USER_IDX, T.IntegerType(), False),
+        T.StructField(S.ITEM_IDX, T.IntegerType(), False),
+        T.StructField(S.RANK, T.IntegerType(), False),
+        T.StructField(S.SCORE, T.FloatType(), False),
+    ]
+)
+
+
+def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarray, k: int):
+    """Top-``k`` of a block of scores, seen items and non-candidates excluded.
+
+    Args:
+        scores: [B, n_items] (modified in place).
+        seen: B arrays of item indices to exclude.
+        is_candidate: [n_items] bool, items that may be recommended at all.
+
+    Returns:
+        (items [B, k'] int, scores [B, k'] float) with k' = min(k, n_items), best first; ties go to the
+        lower item index. Slots with no eligible item hold -1 and -inf.
+    """
+    scores = np.asarray(scores, np.float32)
+    scores[:, ~is_candidate] = -np.inf
+    for row, items in enumerate(seen):
+        if items is not None and len(items):
+            scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
+    scores[np.isnan(scores)] = -np.inf
+    k = min(k, scores.shape[1])
+    if k < scores.shape[1]:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    items = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    # argpartition may pick any of several items tied at the k-th score; make ties deterministic.
+    kth = top_scores[:, -1:]
+    unsure = np.flatnonzero(np.sum(scores == kth, axis=1) > np.sum(top_scores == kth, axis=1))
+    if len(unsure):
+        sub = scores[unsure]
+        full = np.lexsort((np.broadcast_to(np.arange(sub.shape[1]), sub.shape), -sub), axis=1)[:, :k]
+        items[unsure], top_scores[unsure] = full, np.take_along_axis(sub, full, axis=1)
+    items = np.where(np.isfinite(top_scores), items, -1)
+    return items, top_scores
+
+
+def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, seen: Sequence,
+                is_candidate: np.ndarray, k: int, block: int = 1024) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yields (users [b], items [b, k'], scores [b, k']) for consecutive blocks of ``users``.
+
+    ``score_histories[i]`` is what the scorer reads for ``users[i]``; ``seen[i]`` what is masked.
+    """
+    for start in range(0, len(users), block):
+        chunk = np.asarray(users[start:start + block])
+        scores = scorer.scores(chunk, score_histories[start:start + block])
+        items, top = top_k_from_scores(scores, seen[start:start + block], is_candidate, k)
+        yield chunk, items, top
+
+
+def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
+                users_per_batch: int = 512, history_col: str = S.HISTORY) -> DataFrame:
+    """Top-``k`` per user in Spark executors: (user_idx, history array<int>) -> (user_idx, item_idx, rank, score).
+
+    The scorer (broadcast) reads each user's history, which is also masked. Fewer than ``k`` rows for a
+    user only when fewer than ``k`` eligible items exist.
+    """
+    spark = users_df.sparkSession
+    broadcast = spark.sparkContext.broadcast((scorer, np.asarray(is_candidate, bool)))
+
+    def rank_partition(batches: Iterator) -> Iterator:
+        import pandas as pd
+
+        model, candidates = broadcast.value
+        for pdf in batches:
+            if pdf.empty:
+                continue
+            histories = [np.asarray(h if h is not None else [], np.int64) for h in pdf[history_col]]
+            for users, items, scores in rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, histories,
+                                                    candidates, k, users_per_batch):
+                keep = items >= 0
+                ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
+                yield pd.DataFrame({
+                    S.USER_IDX: np.repeat(users, items.shape[1])[keep.ravel()].astype(np.int32),
+                    S.ITEM_IDX: items[keep].astype(np.int32),
+                    S.RANK: ranks[keep].astype(np.int32),
+                    S.SCORE: scores[keep].astype(np.float32),
+                })
+
+    return users_df.select(S.USER_IDX, history_col).mapInPandas(rank_partition, schema=TOP_K_SCHEMA)
+
+
+def candidates_of(history_items: np.ndarray, n_items: int, extra: Optional[np.ndarray] = None) -> np.ndarray:
+    """[n_items] bool: items met in the given history (what a model can have learned about)."""
+    out = np.bincount(np.asarray(history_items, np.int64), minlength=n_items)[:n_items] > 0
+    if extra is not None:
+        out |= extra
+    return out

@@ -1,0 +1,204 @@
+"""One scorer contract for every model, deep or traditional: ``scores(users, histories) -> [B, n_items]``.
+
+Ranking code (validation, evaluation, batch scoring) calls only :meth:`Scorer.scores` on blocks of users,
+so it never branches on the model family, and memory is bounded by the block size times the catalogue.
+Scorers are TensorFlow-free (NumPy/scipy) so that Spark executors and the evaluation can load them.
+
+- :class:`DotScorer`: user vector . item vector (MF, two-tower, graph models, SASRec, ALS).
+- :class:`ItemPriorScorer`: one score per item for everybody (popularity).
+- :class:`ProfileScorer`: a user profile built from the history's item features (content-based).
+- :class:`ItemItemScorer`: history items times an item-item matrix, optionally only the last few items
+  with decaying weights, plus a prior (item-kNN, EASE, Markov chain).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+class Scorer:
+    """Scores every item for a block of users. ``histories[b]`` is user ``users[b]``'s items, oldest first."""
+
+    kind = "base"
+    n_items: int
+
+    def scores(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """users [B] int; histories: B arrays of item indices. Returns [B, n_items] float32."""
+        raise NotImplementedError
+
+    def arrays(self) -> Dict[str, object]:
+        """Arrays to persist (dense ndarray or scipy CSR)."""
+        raise NotImplementedError
+
+    def params(self) -> Dict:
+        return {}
+
+
+class DotScorer(Scorer):
+    """score(u, i) = user_matrix[u] . item_matrix[i]; users beyond ``user_matrix`` score zero."""
+
+    kind = "dot"
+
+    def __init__(self, user_matrix: np.ndarray, item_matrix: np.ndarray):
+        self.user_matrix = np.asarray(user_matrix, np.float32)
+        self.item_matrix = np.asarray(item_matrix, np.float32)
+        self.n_items = self.item_matrix.shape[0]
+
+    def scores(self, users, histories):
+        users = np.asarray(users, np.int64)
+        known = users < self.user_matrix.shape[0]
+        block = np.zeros((len(users), self.user_matrix.shape[1]), np.float32)
+        block[known] = self.user_matrix[users[known]]
+        return block @ self.item_matrix.T
+
+    def arrays(self):
+        return {"user_matrix": self.user_matrix, "item_matrix": self.item_matrix}
+
+
+class ItemPriorScorer(Scorer):
+    """The same score per item for every user (popularity counts)."""
+
+    kind = "prior"
+
+    def __init__(self, prior: np.ndarray):
+        self.prior = np.asarray(prior, np.float32)
+        self.n_items = len(self.prior)
+
+    def scores(self, users, histories):
+        return np.broadcast_to(self.prior, (len(users), self.n_items)).copy()
+
+    def arrays(self):
+        return {"prior": self.prior}
+
+
+def history_weights(histories: Sequence[np.ndarray], n_items: int, last_n: Optional[int] = None,
+                    decay: float = 1.0):
+    """A [B, n_items] CSR of history weights: 1 per item, or ``decay**j`` for the j-th most recent of the
+    last ``last_n`` items (a repeated item adds up)."""
+    from scipy import sparse
+
+    rows, cols, vals = [], [], []
+    for b, items in enumerate(histories):
+        items = np.asarray(items, np.int64)
+        if last_n is not None:
+            items = items[::-1][:last_n]
+            weights = decay ** np.arange(len(items))
+        else:
+            weights = np.ones(len(items))
+        rows.append(np.full(len(items), b))
+        cols.append(items)
+        vals.append(weights)
+    if not rows:
+        return sparse.csr_matrix((0, n_items), dtype=np.float32)
+    return sparse.csr_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(len(histories), n_items))
+
+
+class ProfileScorer(Scorer):
+    """Content-based: the user profile is the mean of the history items' (normalised) feature rows, and an
+    item scores its cosine with it. ``features`` is a scipy CSR [n_items, n_features]."""
+
+    kind = "profile"
+
+    def __init__(self, features):
+        self.features = features.tocsr().astype(np.float32)
+        self.n_items = self.features.shape[0]
+
+    def scores(self, users, histories):
+        profile = history_weights(histories, self.n_items) @ self.features  # [B, F] sparse
+        norms = np.sqrt(np.asarray(profile.multiply(profile).sum(axis=1)).ravel())
+        profile = profile.multiply(1.0 / np.maximum(norms, 1e-12)[:, None]).tocsr()
+        return np.asarray((profile @ self.features.T).todense(), np.float32)
+
+    def arrays(self):
+        return {"features": self.features}
+
+
+class ItemItemScorer(Scorer):
+    """score(u, ·) = Σ_j w_j matrix[h_j] + prior_weight · prior.
+
+    Args:
+        matrix: [n_items, n_items] dense ndarray or scipy CSR (row = the history item).
+        last_n: use only the last ``last_n`` history items (None: all, each with weight 1).
+        decay: weight of the j-th most recent item is ``decay**j`` (with ``last_n``).
+        prior: [n_items] back-off scores (e.g. popularity shares); prior_weight its weight.
+    """
+
+    kind = "item_item"
+
+    def __init__(self, matrix, last_n: Optional[int] = None, decay: float = 1.0,
+                 prior: Optional[np.ndarray] = None, prior_weight: float = 0.0):
+        from scipy import sparse
+
+        self.matrix = matrix.tocsr().astype(np.float32) if sparse.issparse(matrix) else matrix
+        self.n_items = matrix.shape[0]
+        self.last_n = last_n
+        self.decay = float(decay)
+        self.prior = None if prior is None else np.asarray(prior, np.float32)
+        self.prior_weight = float(prior_weight)
+
+    def scores(self, users, histories):
+        from scipy import sparse
+
+        weights = history_weights(histories, self.n_items, self.last_n, self.decay)
+        if sparse.issparse(self.matrix):
+            out = np.asarray((weights @ self.matrix).todense(), np.float32)
+        else:
+            out = np.asarray(weights @ self.matrix, np.float32)
+        if self.prior is not None and self.prior_weight:
+            out += self.prior_weight * self.prior
+        return out
+
+    def arrays(self):
+        out = {"matrix": self.matrix}
+        if self.prior is not None:
+            out["prior"] = self.prior
+        return out
+
+    def params(self):
+        return {"last_n": self.last_n, "decay": self.decay, "prior_weight": self.prior_weight}
+
+
+KINDS = {cls.kind: cls for cls in (DotScorer, ItemPriorScorer, ProfileScorer, ItemItemScorer)}
+
+
+def scorer_from_arrays(kind: str, arrays: Dict[str, object], params: Dict) -> Scorer:
+    """Rebuilds a scorer saved as (kind, arrays, params)."""
+    if kind == "dot":
+        return DotScorer(arrays["user_matrix"], arrays["item_matrix"])
+    if kind == "prior":
+        return ItemPriorScorer(arrays["prior"])
+    if kind == "profile":
+        return ProfileScorer(arrays["features"])
+    if kind == "item_item":
+        return ItemItemScorer(arrays["matrix"], params.get("last_n"), params.get("decay", 1.0), arrays.get("prior"),
+                              params.get("prior_weight", 0.0))
+    raise ValueError(f"unknown scorer kind {kind!r}; known: {sorted(KINDS)}")
+
+
+def padded(scorer: Scorer, n_items: int) -> "Scorer":
+    """A scorer over ``n_items`` items when it was built for fewer (a model from an earlier ds: items
+    added since score -inf)."""
+    if scorer.n_items >= n_items:
+        return scorer
+    return _Padded(scorer, n_items)
+
+
+class _Padded(Scorer):
+    kind = "padded"
+
+    def __init__(self, inner: Scorer, n_items: int):
+        self.inner, self.n_items = inner, n_items
+
+    def scores(self, users, histories):
+        inner = self.inner.n_items
+        block = self.inner.scores(users, [h[h < inner] for h in histories])
+        out = np.full((len(users), self.n_items), -np.inf, np.float32)
+        out[:, :inner] = block
+        return out
+
+
+def histories_list(items_list: List) -> List[np.ndarray]:
+    return [np.asarray(h if h is not None else [], np.int64) for h in items_list]

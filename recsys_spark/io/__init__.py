@@ -1,0 +1,1 @@
+"""Reading and writing outside Spark: local files of the lake and of model artifacts."""

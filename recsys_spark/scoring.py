@@ -1,0 +1,67 @@
+"""Batch scoring: the top-N unseen items per active user from the model the gate approved, written
+atomically to ``recommendations/ds=<ds>/`` (``_SUCCESS`` last)."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+from pyspark.sql import functions as F
+
+from recsys_spark import schemas as S
+from recsys_spark.config import PipelineConfig
+from recsys_spark.errors import DataQualityError, MissingInputError
+from recsys_spark.evaluate.gate import read_decision
+from recsys_spark.evaluate.ranking import candidates_of, top_k_spark
+from recsys_spark.evaluate.scorers import padded
+from recsys_spark.model_store import load_model
+
+
+def approved_model(lake, ds: str) -> Dict:
+    """The gate's decision for ``ds`` when it approved publication; raises otherwise."""
+    decision = read_decision(lake, ds)
+    if decision is None:
+        raise MissingInputError(f"no gate decision for ds={ds}: run `python -m jobs.gate --ds {ds} --lake {lake.root}` "
+                                f"(after evaluate) first.")
+    if not decision["passed"]:
+        raise DataQualityError(
+            f"publication gate refused {decision['champion']} {decision['champion_version']} for ds={ds}: "
+            f"{'; '.join(decision['reasons'])}. recommendations were not written and earlier days are untouched. "
+            f"Investigate the model, or set evaluate.require_beats_baseline=false to publish anyway.")
+    return decision
+
+
+def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
+    """Writes top-``score.top_n`` unseen items per active user of the approved model version."""
+    import numpy as np
+
+    decision = approved_model(lake, ds)
+    hint = f"run `python -m jobs.build_tables --ds {ds} --lake {lake.root}` first."
+    interactions_df = lake.read_table(S.INTERACTIONS, ds, hint)
+    n_items = lake.read_table(S.ITEM_VOCAB, ds, hint).agg(F.max(S.ITEM_IDX)).first()[0] + 1
+    model = load_model(lake, decision["champion"], decision["champion_ds"], n_items)
+    if model.version != decision["champion_version"]:
+        raise DataQualityError(
+            f"models/{model.name}/ds={decision['champion_ds']} holds version {model.version}, but the gate approved "
+            f"{decision['champion_version']}: it was retrained after the gate. Re-run evaluate and gate for ds={ds}.")
+    # Every interaction up to ds is history: it is what the model reads and what is not recommended again.
+    ordered = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.TIE_BREAK, S.ITEM_IDX)))
+    users_df = interactions_df.groupBy(S.USER_IDX).agg(ordered.alias("_h")).select(
+        S.USER_IDX, F.transform("_h", lambda s: s[S.ITEM_IDX]).alias(S.HISTORY))
+    seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
+    top_df = top_k_spark(users_df, padded(model.scorer, n_items), candidates_of(seen_items, n_items),
+                         cfg.score.top_n, cfg.score.users_per_batch)
+    user_vocab_df = lake.read_table(S.USER_VOCAB, ds, hint).select(S.USER_IDX, S.USER_ID)
+    item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
+    recs_df = (
+        top_df.join(user_vocab_df, on=S.USER_IDX)
+        .join(item_vocab_df, on=S.ITEM_IDX)
+        .select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE,
+                F.lit(model.name).alias(S.MODEL), F.lit(model.version).alias(S.MODEL_VERSION))
+        .repartition(S.USER_ID)
+        .sortWithinPartitions(S.USER_ID, S.RANK)
+    )
+    path = lake.write_table(recs_df, S.RECOMMENDATIONS, ds)
+    summary = spark.read.parquet(path).agg(F.countDistinct(S.USER_ID).alias("users"),
+                                           F.count(F.lit(1)).alias("rows")).first()
+    return {"path": path, "users": summary["users"], "rows": summary["rows"], "model": model.name,
+            "model_version": model.version, "top_n": cfg.score.top_n}
