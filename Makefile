@@ -11,7 +11,7 @@ DS ?= $(shell date -u +%F)
 CONF ?= conf/nightly.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow nightly bench-etl clean-lake check-java help
+.PHONY: setup demo test test-fast test-slow nightly bench-etl benchmark-quality clean-lake check-java help
 
 help:
 	@echo "make demo   - set up if needed, generate synthetic data and run the nightly pipeline (LAKE=$(LAKE))"
@@ -66,6 +66,12 @@ test-fast: setup
 
 bench-etl: setup
 	$(PY) bench/etl.py
+
+# Every model, deep and traditional, through the product's jobs on ml-100k (3 seeds), Beauty and Gowalla
+# from ../shared/data; BENCH_ARGS="--datasets beauty --models ease,markov" runs a part.
+BENCH_ARGS ?=
+benchmark-quality: setup
+	$(PY) bench/quality.py $(BENCH_ARGS)
 
 clean-lake:
 	rm -rf $(LAKE)

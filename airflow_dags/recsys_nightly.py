@@ -1,4 +1,6 @@
-"""recsys_spark nightly: clean_events -> build_tables -> train -> evaluate -> score, one run per logical date.
+"""recsys_spark nightly: clean_events -> build_tables -> train (every model of train.models) -> evaluate -> gate
+-> report -> score, one run per logical date. score publishes the champion the gate approved, and fails
+(keeping yesterday's recommendations) when the gate refused.
 
 Every task is a ``spark-submit`` of a job in ``jobs/`` with ``--ds {{ ds }}``: each overwrites only its own
 ``<lake>/<table>/ds=<ds>/`` partition, so retries and backfills are safe. The scheduler's environment never
@@ -27,7 +29,7 @@ CONF = os.environ.get("RECSYS_CONF", os.path.join(RECSYS_HOME, "conf", "nightly.
 JOBS_PYTHON = os.environ.get("RECSYS_PYTHON", os.path.join(RECSYS_HOME, ".venv", "bin", "python"))
 
 # The order of the nightly run; each name is a job module jobs/<name>.py.
-STAGES = ("clean_events", "build_tables", "train", "evaluate", "score")
+STAGES = ("clean_events", "build_tables", "train", "evaluate", "gate", "report", "score")
 
 with DAG(
     dag_id="recsys_nightly",

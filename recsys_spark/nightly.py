@@ -1,5 +1,5 @@
 """The nightly run for one ds: clean -> build -> train every model of ``train.models`` -> evaluate -> gate
--> score -> report, in one Spark session."""
+-> report -> score (when the gate approves), in one Spark session."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from recsys_spark.report import format_table, metrics_table, run_report
 from recsys_spark.scoring import run_score
 from recsys_spark.training import train_model
 
-STAGES = ("clean_events", "build_tables", "train", "evaluate", "gate", "score", "report")
+STAGES = ("clean_events", "build_tables", "train", "evaluate", "gate", "report", "score")
 
 
 def train_all(spark, lake, cfg: PipelineConfig, ds: str, conf_path: Optional[str], overrides: List[str],
@@ -52,13 +52,13 @@ def run_nightly(spark, lake, cfg: PipelineConfig, ds: str, input_path: Optional[
     stage("train", lambda: train_all(spark, lake, cfg, ds, conf_path, list(overrides or []), log))
     stage("evaluate", lambda: run_evaluate(spark, lake, cfg, ds))
     stage("gate", lambda: run_gate(spark, lake, cfg, ds))
+    stage("report", lambda: run_report(lake, cfg, ds))
     if out["gate"]["passed"]:
         stage("score", lambda: run_score(spark, lake, cfg, ds))
     else:
         log(f"[nightly] gate refused publication: {'; '.join(out['gate']['reasons'])}; score skipped, "
             f"yesterday's recommendations stay current")
         out["score"] = None
-    stage("report", lambda: run_report(lake, cfg, ds))
     out["timings_s"] = timings
     return out
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -18,7 +19,7 @@ from recsys_spark.errors import MissingInputError
 class TrainSpec:
     """Everything a rank needs, pickled to the executors. Paths are local (the lake is a shared disk)."""
 
-    train_url: str
+    train_url: Any  # a Parquet folder URL, or a list of Parquet file URLs (train + validation for a refit)
     n_rows: int
     n_users: int
     n_items: int
@@ -52,6 +53,9 @@ class TrainSpec:
     checkpoint_dir: Optional[str] = None
     resume: bool = False
     stop_after_epochs: Optional[int] = None  # end the run early as if interrupted (tests)
+    # The refit for test: train + validation are both training data (pairs, graph edges, or each sequence
+    # with its validation items appended); no validation, the epoch count chosen by the first run.
+    fold_validation: bool = False
     return_weights_from_all_ranks: bool = False
 
 
@@ -91,7 +95,8 @@ def build_model(spec: TrainSpec, item_log_q=None):
 
         extra["graph"] = load_adjacency(spec.graph_path, spec.n_users, spec.n_items)
         if spec.validation_path:
-            # Exported vectors propagate over train + validation edges: at test time both are known history.
+            # Exported vectors propagate over train + validation edges: at test time both are known history
+            # (and a refit trains on them too).
             from recsys_spark.io.local import load_pairs
 
             rows, cols = extra["graph"][:2]
@@ -100,6 +105,8 @@ def build_model(spec: TrainSpec, item_log_q=None):
             extra["export_graph"] = normalized_adjacency(np.concatenate([train_users, val_users]),
                                                          np.concatenate([train_items, val_items]),
                                                          spec.n_users, spec.n_items)
+            if spec.fold_validation:
+                extra["graph"] = extra["export_graph"]
     if cls.needs_content:
         from recsys_spark.models.two_tower import ItemContent
 
@@ -166,7 +173,10 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
              (("epoch", 0), ("best_epoch", -1), ("bad_epochs", 0), ("best_ndcg", -1.0), ("lr_scale", 1.0))}
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
     manager = tf.train.CheckpointManager(checkpoint, spec.checkpoint_dir, max_to_keep=2) if spec.checkpoint_dir else None
-    validator = _Validator(spec) if rank == 0 and spec.validation_path else None
+    validator = _Validator(spec) if rank == 0 and spec.validation_path and not spec.fold_validation else None
+    folded_history = None
+    if spec.fold_validation and getattr(model, "export_history", None) is not None:
+        folded_history = tf.constant(model.export_history, tf.int32)  # [n_users, L]: train then validation
     best_weights = None
     history: List[Dict[str, float]] = []
     resumed_from = 0
@@ -211,6 +221,8 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
             batches = iter(dataset)
             for i in range(n_steps):
                 batch = dict(next(batches))
+                if folded_history is not None:
+                    batch[S.HISTORY] = tf.gather(folded_history, tf.cast(batch[S.USER_IDX], tf.int32))
                 batch[SEED_KEY] = tf.constant([spec.seed * 1009 + rank, epoch * n_steps + i], tf.int64)
                 total += float((first_step if is_first else step)(batch))
                 is_first = False
@@ -418,6 +430,20 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
     )
     started = time.time()
     result = train_distributed(spark, spec, tc.num_proc)
+    refit, refit_rows = None, n_rows
+    if result.best_epoch:
+        # Every model, deep or traditional, is refit on train + validation for the test, with the settings
+        # and the number of epochs that validation chose (the validation interaction is known at test time).
+        refit_url = spec.train_url
+        if feed_table == S.TRAIN:
+            refit_url = [lake.url(f) for f in feed.parquet_files(local_train) + feed.parquet_files(validation_path)]
+            refit_rows = n_rows + feed.count_rows(validation_path)
+        refit_spec = replace(spec, train_url=refit_url, n_rows=refit_rows, epochs=result.best_epoch,
+                             fold_validation=True, resume=False, lr_decay=1.0,
+                             checkpoint_dir=os.path.join(checkpoint_dir, "refit") if checkpoint_dir else None)
+        refit = train_distributed(spark, refit_spec, tc.num_proc)
+        result.user_vectors, result.item_vectors = refit.user_vectors, refit.item_vectors
+        result.saved_model = refit.saved_model
     train_time_s = time.time() - started
     version = model_version(cfg, ds)
     metadata = {
@@ -426,7 +452,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         "family": "deep",
         "ds": ds,
         "train_time_s": round(train_time_s, 2),
-        "train_cpu_s": round(sum(result.cpu_seconds), 2),  # all ranks' processes, every thread
+        "train_cpu_s": round(sum(result.cpu_seconds) + (sum(refit.cpu_seconds) if refit else 0.0), 2),  # all ranks
         "trained_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "num_proc": tc.num_proc,
         "train_rows": n_rows,
@@ -441,6 +467,9 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         "validation": result.validation,
         "validation_ndcg": max((v["ndcg"] for v in result.validation), default=None),
         "weights_digest": result.digests[0],
+        "refit_on_train_and_validation": None if refit is None else {
+            "epochs": refit.epochs_run, "rows": refit_rows,
+            "weights_digest": refit.digests[0], "epoch_losses": [round(x, 6) for x in refit.epoch_losses]},
         "config": cfg.to_dict(),
         "train_spec": asdict(spec),
     }

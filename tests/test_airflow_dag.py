@@ -14,7 +14,7 @@ from .conftest import REPO, TEST_CONF, jobs_env
 
 AIRFLOW_BIN = os.path.join(REPO, ".venv-airflow", "bin")
 DAGS = os.path.join(REPO, "airflow_dags")
-ORDER = ["clean_events", "build_tables", "train", "evaluate", "score"]
+ORDER = ["clean_events", "build_tables", "train", "evaluate", "gate", "report", "score"]
 
 
 def airflow_env(tmp_path, lake_root):
@@ -70,7 +70,7 @@ def test_airflow_dags_test_runs_the_whole_night(tmp_path, tiny_cfg, spark):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "state=success" in log and "new_state=failed" not in log
-    for table in (S.EVENTS_CLEAN, S.TRAIN, S.METRICS, S.RECOMMENDATIONS):
+    for table in (S.EVENTS_CLEAN, S.TRAIN, S.METRICS, S.GATE_DECISIONS, f"{S.REPORTS}/report", S.RECOMMENDATIONS):
         assert os.path.isdir(os.path.join(lake_root, table, f"ds={ds}")), table
     assert os.path.exists(os.path.join(lake_root, S.RECOMMENDATIONS, f"ds={ds}", "_SUCCESS"))
     recs = spark.read.parquet(os.path.join(lake_root, S.RECOMMENDATIONS, f"ds={ds}"))

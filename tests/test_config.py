@@ -40,7 +40,7 @@ def test_wrong_types_are_named(tmp_path):
 def test_missing_file_and_bad_values():
     with pytest.raises(ConfigError, match=r"config file not found: 'nope.yaml'"):
         load_config("nope.yaml")
-    with pytest.raises(ConfigError, match=r"train.model='bert4rec'"):
+    with pytest.raises(ConfigError, match=r"train.model: unknown model\(s\) \['bert4rec'\]"):
         load_config(None, ["train.model=bert4rec"])
     with pytest.raises(ConfigError, match=r"score.top_n=0: must be > 0"):
         load_config(None, ["score.top_n=0"])
@@ -62,3 +62,24 @@ def test_override_parsing():
 def test_fingerprint_tracks_config():
     assert load_config(None).fingerprint() == load_config(None).fingerprint()
     assert load_config(None, ["train.epochs=2"]).fingerprint() != load_config(None).fingerprint()
+
+
+def test_model_settings_apply_from_any_conf_location(tmp_path):
+    from recsys_spark.config import load_model_config
+
+    elsewhere = tmp_path / "site.yaml"
+    elsewhere.write_text("train:\n  epochs: 3\n")
+    for conf in (str(elsewhere), "conf/datasets/ml-100k.yaml", None):
+        cfg = load_model_config(conf, ["train.heads=2"], "sasrec")
+        # conf/models/sasrec.yaml sits between --conf and --set, whichever folder --conf is in
+        assert (cfg.train.model, cfg.train.loss, cfg.train.embedding_dim, cfg.train.heads) == ("sasrec", "full", 64, 2)
+    assert load_model_config(str(elsewhere), [], "markov").train.epochs == 3  # no markov.yaml: --conf alone
+
+
+def test_a_single_value_is_a_grid_of_one_and_grids_are_checked():
+    cfg = load_config(None, ["ease.l2=50", "markov.last_n=[1, 3]"])
+    assert cfg.ease.l2 == [50.0] and cfg.markov.last_n == [1, 3]
+    with pytest.raises(ConfigError, match=r"ease.l2=\[0.0\]: every value must be > 0"):
+        load_config(None, ["ease.l2=0"])
+    with pytest.raises(ConfigError, match=r"evaluate.k=7 must be one of evaluate.ks=\[5, 10, 20\]"):
+        load_config(None, ["evaluate.k=7"])

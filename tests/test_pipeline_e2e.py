@@ -23,7 +23,9 @@ def nightly(spark, tiny_cfg, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("e2e") / "lake")
     generated = write_raw(tiny_cfg.generate, root, DS)
     lake = Lake(spark, root)
-    return lake, generated, run_nightly(spark, lake, tiny_cfg, DS, log=lambda *_: None)
+    return lake, generated, run_nightly(spark, lake, tiny_cfg, DS, conf_path=TEST_CONF,
+                                                overrides=["train.epochs=10", "train.embedding_dim=16"],
+                                                log=lambda *_: None)
 
 
 def test_every_raw_row_is_accounted_for(nightly):
@@ -35,13 +37,50 @@ def test_every_raw_row_is_accounted_for(nightly):
     assert report["clean"] == generated["events"] - generated["malformed"]
 
 
-def test_mf_beats_popularity(nightly, tiny_cfg):
+def test_competition_evaluates_every_model_on_the_same_split(nightly, tiny_cfg):
     lake, _, result = nightly
-    metrics = {(r[S.MODEL], r[S.METRIC]): r[S.VALUE] for r in lake.read_table(S.METRICS, DS, "").collect()}
-    assert set(metrics) == {("mf", "ndcg@10"), ("mf", "recall@10"), ("popularity", "ndcg@10"), ("popularity", "recall@10")}
-    assert metrics[("mf", "ndcg@10")] > 1.15 * metrics[("popularity", "ndcg@10")]
-    assert metrics[("mf", "recall@10")] > metrics[("popularity", "recall@10")]
-    assert "| mf " in summary(result, DS) and "recommendations/ds=2026-11-27" in summary(result, DS)
+    rows = [r.asDict() for r in lake.read_table(S.METRICS, DS, "").collect()]
+    test = {(r[S.MODEL], r[S.SLICE], r[S.METRIC], r[S.K]): r for r in rows if r[S.SPLIT] == "test"}
+    models = set(tiny_cfg.train.models)
+    assert {m for m, *_ in test} == models == {"mf", "popularity", "item_knn", "markov"}
+    for model in models:
+        for metric in ("recall", "ndcg", "hr", "mrr", "map", "precision", "coverage", "mean_popularity", "novelty"):
+            for k in tiny_cfg.evaluate.ks:
+                assert (model, "all", metric, k) in test, (model, metric, k)
+        assert {s for m, s, *_ in test if m == model} >= {"all", "cold", "heavy", "long_tail"}
+    users = {r[S.N_USERS] for (m, s, *_), r in test.items() if s == "all"}
+    assert users == {result["build_tables"]["pairs_by_split"]["test"]}  # every model ranked the same users
+    ndcg = {m: r[S.VALUE] for (m, s, metric, k), r in test.items() if s == "all" and metric == "ndcg" and k == 10}
+    assert ndcg["mf"] > 1.15 * ndcg["popularity"] and ndcg["item_knn"] > ndcg["popularity"]
+    # The champion is the best on validation; the gate approved it and score published that version.
+    validation = {r[S.MODEL]: r[S.VALUE] for r in rows if r[S.SPLIT] == "validation" and r[S.METRIC] == "ndcg"}
+    gate = result["gate"]
+    assert gate["champion"] == max(validation, key=validation.get) and gate["passed"]
+    assert gate["validation_ndcg"] == {m: validation[m] for m in models}
+    assert result["score"]["model"] == gate["champion"]
+    assert result["score"]["model_version"] == gate["champion_version"]
+    text = summary(result, DS)
+    assert "| mf " in text and f"champion {gate['champion']}" in text and "recommendations/ds=2026-11-27" in text
+
+
+def test_report_html_embeds_decodable_plots_and_the_decision(nightly):
+    import base64
+    import io
+    import re
+
+    import matplotlib.image as mpimg
+
+    lake, _, result = nightly
+    page = open(result["report"]["html"]).read()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 4
+    for data in images:
+        pixels = mpimg.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert page.index("Publication gate") < page.index("<img")  # the decision comes first
+    assert f"Champion: {result['gate']['champion']} {result['gate']['champion_version']}" in page
+    md = open(result["report"]["md"]).read()
+    assert "APPROVED for publication" in md and "| mf |" in md
 
 
 def test_recommendations_hold_n_distinct_unseen_items(nightly, tiny_cfg, spark):
@@ -69,18 +108,25 @@ def test_recommendations_hold_n_distinct_unseen_items(nightly, tiny_cfg, spark):
         (F.col("a.rank") < F.col("b.rank")) & (F.col("a.score") < F.col("b.score"))).count()
     assert bad == 0
     versions = {r[0] for r in recs.select(S.MODEL_VERSION).distinct().collect()}
-    assert versions == {result["train"]["model_version"]}
+    assert versions == {result["gate"]["champion_version"]}
 
 
 def test_model_export_and_metadata(nightly):
     lake, _, result = nightly
-    meta = result["train"]
+    meta = result["train"]["mf"]
     assert meta["num_proc"] == 2 and len(meta["epoch_losses"]) == 10
     assert meta["epoch_losses"][-1] < meta["epoch_losses"][0]
     path = lake.partition_path(S.model_table("mf"), DS)
     users = lake.spark.read.parquet(f"{path}/user_embeddings")
     assert users.count() == meta["n_users"] and len(users.first()[S.EMBEDDING]) == 16 + 1
     assert meta["config"]["train"]["epochs"] == 10 and meta["ds"] == DS
+    # mf's user vectors are parameters: refit on train + validation for the epochs validation chose.
+    pairs = result["build_tables"]["pairs_by_split"]
+    refit = meta["refit_on_train_and_validation"]
+    assert refit["epochs"] == meta["best_epoch"] and refit["rows"] == pairs["train"] + pairs["validation"]
+    assert refit["weights_digest"] != meta["weights_digest"]
+    exported = lake.spark.read.parquet(f"{path}/item_embeddings").count()
+    assert exported == meta["n_items"]
 
 
 def test_score_runs_under_spark_submit(nightly):

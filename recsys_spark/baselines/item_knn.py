@@ -18,7 +18,7 @@ def cosine_top_k(x, k: int, shrink: float = 0.0):
 
     co = (x.T @ x).tocsr().astype(np.float32)
     norms = np.sqrt(co.diagonal())
-    co.setdiag(0)
+    co = (co - sparse.diags(co.diagonal())).tocsr()
     co.eliminate_zeros()
     co = co.tocoo()
     values = co.data / (norms[co.row] * norms[co.col] + shrink)

@@ -43,15 +43,14 @@ def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.Sp
                            fit_s=round(time.time() - fit_started, 2)))
         if best is None or scores["ndcg"] > best[0]:
             best = (scores["ndcg"], params, scorer)
-    validation_ndcg, params, scorer = best
-    if name == "als":
-        from recsys_spark.baselines.als import fold_in
-
-        scorer = fold_in(scorer, data.history(for_test=True), float(params["reg"]), float(params["alpha"]))
+    validation_ndcg, params, _ = best
+    # Every model is refit on train + validation for the test, with the settings validation chose; at test
+    # time the history it reads holds the validation interaction too.
+    scorer = fit(data.with_validation_in_train(), params, **extra)
     version = model_version(cfg, ds)
     metadata = {
         "model": name, "model_version": version, "ds": ds, "family": "baseline",
-        "params": params, "grid": trials, "validation_ndcg": validation_ndcg,
+        "params": params, "grid": trials, "refit_on_train_and_validation": True, "validation_ndcg": validation_ndcg,
         "validation": [{"epoch": 1, "ndcg": validation_ndcg}], "best_epoch": None, "epochs_run": 1,
         "epoch_losses": [], "num_proc": 1, "stopped_early": False, "train_rows": int(len(data.train.items)),
         "n_users": data.n_users, "n_items": data.n_items,

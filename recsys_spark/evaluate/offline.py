@@ -10,6 +10,7 @@ those outside the head that holds ``evaluate.head_share`` of train interactions)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -98,9 +99,9 @@ def evaluate_scorer(scorer: Scorer, data: SplitData, for_test: bool, cfg: Evalua
 
 def competitors(lake, cfg, ds: str, data: SplitData):
     """[(name, version, model_ds, scorer, role)] to evaluate: today's models of ``train.models``, the
-    popularity baseline (fitted here when it was not trained), and the currently published model's version
+    popularity baseline (trained here when it is not one of them), and the currently published model's version
     when it is not one of today's (role ``published``)."""
-    from recsys_spark.baselines import popularity
+    from recsys_spark.baselines.train import run_train_baseline
     from recsys_spark.evaluate.gate import published_model
     from recsys_spark.evaluate.scorers import padded
     from recsys_spark.model_store import load_model
@@ -110,8 +111,11 @@ def competitors(lake, cfg, ds: str, data: SplitData):
         loaded = load_model(lake, name, ds, data.n_items)
         out.append((name, loaded.version, ds, padded(loaded.scorer, data.n_items), "candidate", loaded.metadata))
     if cfg.evaluate.baseline not in cfg.train.models:
-        out.append((cfg.evaluate.baseline, f"{ds}-train-counts", ds, popularity.fit(data, {}), "baseline",
-                    {"validation_ndcg": None}))
+        # The gate's reference is trained like any baseline (cheap), so that it has a version and metadata.
+        run_train_baseline(lake.spark, lake, replace(cfg, train=replace(cfg.train, model=cfg.evaluate.baseline)),
+                           ds, data)
+        loaded = load_model(lake, cfg.evaluate.baseline, ds, data.n_items)
+        out.append((loaded.name, loaded.version, ds, loaded.scorer, "baseline", loaded.metadata))
     published = published_model(lake, ds)
     if published and (published["model"], published["model_version"]) not in {(c[0], c[1]) for c in out}:
         if lake.has_partition(S.model_table(published["model"]), published["model_ds"]):
@@ -136,9 +140,7 @@ def run_evaluate(spark, lake, cfg, ds: str) -> List[Dict]:
                                                                    cfg.evaluate.users_per_batch):
             rows.append(dict(base, **{S.SPLIT: S.SPLIT_TEST, S.SLICE: slice_name, S.METRIC: metric, S.K: k,
                                       S.VALUE: float(value), S.N_USERS: int(n_users)}))
-        if role == "baseline":
-            validation = validation_metrics(scorer, data, cfg.evaluate.k, cfg.train.validation_max_users, cfg.train.seed)
-        elif role == "candidate":
+        if role in ("candidate", "baseline"):
             best = max(metadata.get("validation") or [{"ndcg": 0.0}], key=lambda v: v.get("ndcg", 0.0))
             validation = {"ndcg": metadata.get("validation_ndcg") or 0.0, "recall": best.get("recall"),
                           "n_users": best.get("n_users", 0)}

@@ -56,10 +56,10 @@ def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarr
     # argpartition may pick any of several items tied at the k-th score; make ties deterministic.
     kth = top_scores[:, -1:]
     unsure = np.flatnonzero(np.sum(scores == kth, axis=1) > np.sum(top_scores == kth, axis=1))
-    if len(unsure):
-        sub = scores[unsure]
-        full = np.lexsort((np.broadcast_to(np.arange(sub.shape[1]), sub.shape), -sub), axis=1)[:, :k]
-        items[unsure], top_scores[unsure] = full, np.take_along_axis(sub, full, axis=1)
+    for row in unsure:  # only the items at or above the k-th score can be in the list: sort those alone
+        candidates = np.flatnonzero(scores[row] >= kth[row, 0])
+        best = candidates[np.lexsort((candidates, -scores[row, candidates]))[:k]]
+        items[row], top_scores[row] = best, scores[row, best]
     items = np.where(np.isfinite(top_scores), items, -1)
     return items, top_scores
 

@@ -102,6 +102,11 @@ class SplitData:
         """What a model may know when ranking: train for validation; train then validation for test."""
         return self.train.followed_by(self.validation) if for_test else self.train
 
+    def with_validation_in_train(self) -> "SplitData":
+        """The same split with validation folded into train (for refitting a model before test)."""
+        empty = Histories.from_pairs([], [], self.n_users)
+        return SplitData(self.n_users, self.n_items, self.history(True), empty, self.test)
+
     def targets(self, for_test: bool) -> Histories:
         return self.test if for_test else self.validation
 

@@ -1,0 +1,75 @@
+import math
+
+import numpy as np
+import pytest
+
+from recsys_spark.evaluate import metrics as M
+from recsys_spark.evaluate.ranking import top_k_from_scores, top_k_spark
+from recsys_spark.evaluate.scorers import DotScorer
+
+
+def test_metrics_hand_computed():
+    # user 0: relevant {5}, hit at rank 2; user 1: relevant {7, 8}, 8 at rank 1; user 2: no hit (-1 pads)
+    ranked = np.array([[4, 5, 6], [8, 1, 2], [1, -1, -1]])
+    relevant = [np.array([5]), np.array([7, 8]), np.array([9])]
+    got = M.per_user(ranked, relevant, [1, 3])
+    d = 1 / math.log2(3)
+    np.testing.assert_allclose(got["recall"][:, 1], [1, 0.5, 0])
+    np.testing.assert_allclose(got["ndcg"][:, 1], [d, 1 / (1 + d), 0])
+    np.testing.assert_allclose(got["hr"][:, 1], [1, 1, 0])
+    np.testing.assert_allclose(got["mrr"][:, 1], [0.5, 1, 0])
+    np.testing.assert_allclose(got["precision"][:, 1], [1 / 3, 1 / 3, 0])
+    np.testing.assert_allclose(got["map"][:, 1], [0.5, 0.5, 0])  # user 1: P@1 = 1 over min(2, 3) relevant
+    # K = 1: only user 1's first item counts; idcg over one rank
+    np.testing.assert_allclose(got["ndcg"][:, 0], [0, 1, 0])
+    np.testing.assert_allclose(got["map"][:, 0], [0, 1, 0])
+
+
+def test_beyond_accuracy_hand_computed():
+    item_users = np.array([8, 4, 2, 1, 0])
+    got = M.beyond_accuracy(np.array([[0, 1], [0, 2]]), 2, item_users, n_train_users=8, n_candidates=4)
+    assert got["coverage"] == pytest.approx(3 / 4)
+    assert got["mean_popularity"] == pytest.approx((8 + 4 + 8 + 2) / 4)
+    assert got["novelty"] == pytest.approx((0 + 1 + 0 + 2) / 4)
+
+
+def test_metrics_match_spark_ranking_evaluator(spark):
+    from pyspark.ml.evaluation import RankingEvaluator
+
+    rng = np.random.default_rng(5)
+    k, n_items = 10, 40
+    ranked = np.array([rng.permutation(n_items)[:k] for _ in range(60)])
+    relevant = [rng.choice(n_items, size=rng.integers(1, 6), replace=False) for _ in range(60)]
+    ours = M.per_user(ranked, relevant, [k])
+    df = spark.createDataFrame([([float(x) for x in r], [float(x) for x in rel]) for r, rel in zip(ranked, relevant)],
+                               "prediction array<double>, label array<double>")
+    for metric, name in (("ndcg", "ndcgAtK"), ("recall", "recallAtK"), ("precision", "precisionAtK"),
+                         ("map", "meanAveragePrecisionAtK")):
+        spark_value = RankingEvaluator(metricName=name, k=k).evaluate(df)
+        assert ours[metric][:, 0].mean() == pytest.approx(spark_value, rel=1e-9), metric
+
+
+def test_top_k_matches_brute_force_and_masks():
+    rng = np.random.default_rng(0)
+    users, items = rng.normal(size=(6, 4)), rng.normal(size=(30, 4))
+    seen = [[0, 1], [], None, [29], list(range(25)), [3]]
+    candidate = np.ones(30, bool)
+    candidate[7] = False
+    got_items, _ = top_k_from_scores(users @ items.T, seen, candidate, 5)
+    for u in range(6):
+        scores = users[u] @ items.T
+        allowed = [i for i in range(30) if candidate[i] and i not in (seen[u] or [])]
+        assert [i for i in got_items[u] if i >= 0] == sorted(allowed, key=lambda i: (-scores[i], i))[:5]
+
+
+def test_top_k_ties_go_to_the_lower_index():
+    items, _ = top_k_from_scores(np.array([[1.0, 2.0, 2.0, 2.0, 0.5]]), [[]], np.ones(5, bool), 2)
+    assert list(items[0]) == [1, 2]
+
+
+def test_spark_top_k_scores_in_executors_and_excludes_history(spark):
+    item_matrix = np.array([[3, 0], [2, 0], [1, 1], [0, 2], [0, 3]], dtype=np.float32)
+    scorer = DotScorer(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), item_matrix)
+    users_df = spark.createDataFrame([(0, [0]), (1, [4])], "user_idx int, history array<int>")
+    got = sorted(tuple(r) for r in top_k_spark(users_df, scorer, np.ones(5, bool), 2).collect())
+    assert got == [(0, 1, 1, 2.0), (0, 2, 2, 1.0), (1, 2, 2, 1.0), (1, 3, 1, 2.0)]
