@@ -45,7 +45,7 @@ def in_memory_rate(folder: str, n_users: int, n_items: int, batch: int, epochs: 
     """Examples/s of one process training from tensors already in memory (epochs after the first)."""
     import tensorflow as tf
 
-    from recsys_spark.evaluation import load_pairs
+    from recsys_spark.io.local import load_pairs
     from recsys_spark.models.mf import MatrixFactorization
 
     users, items = load_pairs(folder)

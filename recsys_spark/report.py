@@ -81,9 +81,9 @@ def plots(rows: List[Dict], k: int, ks: List[int]) -> Dict[str, str]:
     out[f"Metrics per model at K={k}"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for model in models:
+    for j, model in enumerate(models):
         values = [_pick(rows, S.SPLIT_TEST, "all", kk).get(model, {}).get("recall", np.nan) for kk in ks]
-        ax.plot(ks, values, marker="o", label=model[0])
+        ax.plot(ks, values, marker="o", label=model[0], color=plt.cm.tab20(j % 20))
     ax.set_xlabel("K")
     ax.set_ylabel("Recall@K")
     ax.set_title("Recall@K (test)")
@@ -104,7 +104,7 @@ def plots(rows: List[Dict], k: int, ks: List[int]) -> Dict[str, str]:
     width = 0.8 / max(len(models), 1)
     for j, model in enumerate(models):
         values = [_pick(rows, S.SPLIT_TEST, s, k).get(model, {}).get("ndcg", 0) for s in slices]
-        ax.bar(np.arange(len(slices)) + j * width, values, width, label=model[0])
+        ax.bar(np.arange(len(slices)) + j * width, values, width, label=model[0], color=plt.cm.tab20(j % 20))
     ax.set_xticks(np.arange(len(slices)) + width * (len(models) - 1) / 2, slices)
     ax.set_title(f"NDCG@{k} by slice (test)")
     ax.legend(fontsize=7)

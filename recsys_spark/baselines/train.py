@@ -39,11 +39,12 @@ def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.Sp
         fit_started = time.time()
         scorer = fit(data, params, **extra)
         scores = validation_metrics(scorer, data, cfg.evaluate.k, cfg.train.validation_max_users, cfg.train.seed)
-        trials.append(dict(params=params, ndcg=scores["ndcg"], recall=scores["recall"],
+        trials.append(dict(params=params, ndcg=scores["ndcg"], recall=scores["recall"], n_users=scores["n_users"],
                            fit_s=round(time.time() - fit_started, 2)))
-        if best is None or scores["ndcg"] > best[0]:
-            best = (scores["ndcg"], params, scorer)
-    validation_ndcg, params, _ = best
+        if best is None or scores["ndcg"] > best["ndcg"]:
+            best = trials[-1]
+        del scorer  # an EASE matrix is n_items² floats: never hold two
+    validation_ndcg, params = best["ndcg"], best["params"]
     # Every model is refit on train + validation for the test, with the settings validation chose; at test
     # time the history it reads holds the validation interaction too.
     scorer = fit(data.with_validation_in_train(), params, **extra)
@@ -51,8 +52,9 @@ def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.Sp
     metadata = {
         "model": name, "model_version": version, "ds": ds, "family": "baseline",
         "params": params, "grid": trials, "refit_on_train_and_validation": True, "validation_ndcg": validation_ndcg,
-        "validation": [{"epoch": 1, "ndcg": validation_ndcg}], "best_epoch": None, "epochs_run": 1,
-        "epoch_losses": [], "num_proc": 1, "stopped_early": False, "train_rows": int(len(data.train.items)),
+        "validation": [{"epoch": 1, "ndcg": validation_ndcg, "recall": best["recall"], "n_users": best["n_users"]}],
+        "best_epoch": None, "epochs_run": 1, "epoch_losses": [], "num_proc": 1, "stopped_early": False,
+        "train_rows": int(len(data.train.items)),
         "n_users": data.n_users, "n_items": data.n_items,
         "train_time_s": round(time.time() - started, 2), "train_cpu_s": round(time.process_time() - cpu_started, 2),
         "trained_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": cfg.to_dict(),

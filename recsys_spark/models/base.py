@@ -1,8 +1,8 @@
 """The contract every model implements: a loss for training, and embeddings for scoring.
 
-Scoring anywhere in the pipeline (evaluation, batch scoring) is a dot product between a user vector
-and item vectors, so every model exports ``user_vectors`` [n_users, d'] and ``item_vectors``
-[n_items, d'] whose inner products rank items the same way as the model does.
+Every deep model exports ``user_vectors`` [n_users, d'] and ``item_vectors`` [n_items, d'] whose inner
+products rank items the same way as the model does; evaluation and batch scoring wrap them in a
+:class:`~recsys_spark.evaluate.scorers.DotScorer`, the same contract the traditional baselines satisfy.
 """
 
 from __future__ import annotations

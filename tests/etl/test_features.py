@@ -7,7 +7,6 @@ import pytest
 from chispa import assert_df_equality
 
 from recsys_spark import schemas as S
-from recsys_spark.config import BuildConfig, TrainConfig
 from recsys_spark.etl import build as B
 from recsys_spark.etl import features as FT
 

@@ -1,0 +1,76 @@
+"""What a Horovod rank is given (``TrainSpec``) and what rank 0 brings back (``TrainResult``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class TrainSpec:
+    """Everything a rank needs, pickled to the executors. Paths are local (the lake is a shared disk)."""
+
+    train_url: Any  # a Parquet folder URL, or a list of Parquet file URLs (train + validation for a refit)
+    n_rows: int
+    n_users: int
+    n_items: int
+    model: str
+    embedding_dim: int
+    l2: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    loss: str = "bpr"
+    negatives: int = 1  # BPR negatives per positive
+    n_layers: int = 3
+    graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
+    sequences_path: Optional[str] = None  # sequences of the same ds, for sequence models
+    item_features_path: Optional[str] = None  # item_features of the same ds, for content models
+    title_hash_features: int = 1024
+    feed_fields: Optional[List[str]] = None  # columns read from train_url (default user_idx, item_idx)
+    max_len: int = 50
+    heads: int = 1
+    dropout: float = 0.2
+    shuffle_buffer: int = 10000
+    reader_workers: int = 2
+    sparse_as_dense: bool = True
+    train_path: Optional[str] = None  # for validation: history to mask, item shares for logQ
+    validation_path: Optional[str] = None
+    validation_k: int = 10
+    validation_max_users: Optional[int] = None
+    patience: int = 3
+    lr_decay: float = 1.0  # learning rate x this after every epoch without validation improvement
+    checkpoint_dir: Optional[str] = None
+    resume: bool = False
+    stop_after_epochs: Optional[int] = None  # end the run early as if interrupted (tests)
+    # The refit for test: train + validation are both training data (pairs, graph edges, or each sequence
+    # with its validation items appended); no validation, the epoch count chosen by the first run.
+    fold_validation: bool = False
+    return_weights_from_all_ranks: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What rank 0 brings back, plus the digests of every rank's final weights."""
+
+    user_vectors: Any
+    item_vectors: Any
+    epoch_losses: List[float]
+    steps_per_epoch: int
+    digests: List[str] = field(default_factory=list)
+    validation: List[Dict[str, float]] = field(default_factory=list)
+    best_epoch: Optional[int] = None
+    epochs_run: int = 0
+    stopped_early: bool = False
+    resumed_from_epoch: int = 0
+    epoch_train_seconds: List[float] = field(default_factory=list)  # rank 0's feed + steps, per epoch
+    saved_model: Optional[str] = None  # local folder of a sequence model's encoder
+    final_learning_rates: List[float] = field(default_factory=list)  # every rank's, after any decay
+    cpu_seconds: List[float] = field(default_factory=list)  # every rank's process CPU time (all its threads)
+    all_rank_weights: Optional[List[List[Any]]] = None
+
+
+def steps_per_epoch(n_rows: int, batch_size: int, size: int) -> int:
+    """Identical on every rank: one pass over the data split across ranks, at least one step."""
+    return max(1, n_rows // (batch_size * size))
