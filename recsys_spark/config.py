@@ -165,8 +165,8 @@ class ItemKnnConfig:
 
 @dataclass(frozen=True)
 class AlsConfig:
-    rank: List[int] = field(default_factory=lambda: [64])
-    reg: List[float] = field(default_factory=lambda: [0.01, 0.1])
+    rank: List[int] = field(default_factory=lambda: [64, 128])
+    reg: List[float] = field(default_factory=lambda: [0.1])
     alpha: List[float] = field(default_factory=lambda: [10.0, 40.0])
     iterations: int = 10
 

@@ -18,6 +18,12 @@ def fit(data: SplitData, params: Dict, spark=None, seed: int = 0, iterations: in
     from pyspark.ml.recommendation import ALS
 
     train = data.train
+    if spark.sparkContext.getCheckpointDir() is None:
+        # ALS checkpoints its factors every checkpointInterval (10) iterations; without a folder the lineage
+        # of a longer run overflows the JVM stack.
+        import tempfile
+
+        spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="recsys_als_checkpoints_"))
     pdf = pd.DataFrame({"user": train.user_of_each().astype(np.int32), "item": train.items.astype(np.int32),
                         "rating": np.ones(len(train.items), np.float32)})
     als = ALS(rank=int(params["rank"]), regParam=float(params["reg"]), alpha=float(params["alpha"]),
