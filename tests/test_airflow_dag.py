@@ -29,6 +29,8 @@ def airflow_env(tmp_path, lake_root):
             {"conn_type": "spark", "host": "local[2]", "extra": {"deploy-mode": "client"}}),
         "RECSYS_LAKE": lake_root,
         "RECSYS_CONF": TEST_CONF,
+        # No conf/models layers: the tiny test settings train every model (tests/test_config.py covers layering).
+        "RECSYS_MODEL_CONF_DIR": str(tmp_path / "no_model_conf"),
     })
     env.pop("PYTHONPATH", None)  # the scheduler must not see the jobs' packages
     return env
@@ -66,7 +68,7 @@ def test_airflow_dags_test_runs_the_whole_night(tmp_path, tiny_cfg, spark):
     migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
     proc = subprocess.run([airflow, "dags", "test", "recsys_nightly", ds], env=env, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=1800)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "state=success" in log and "new_state=failed" not in log
