@@ -14,20 +14,13 @@ from recsys_spark.io import local
 from recsys_spark.model_store import save_scorer_bundle
 
 
-def read_split_data(lake, ds: str) -> local.SplitData:
-    hint = f"run `python -m jobs.build_tables --ds {ds} --lake {lake.root}` first."
-    paths = {t: lake.local_path(lake.require_partition(t, ds, hint)) for t in (S.INTERACTIONS, S.USER_VOCAB, S.ITEM_VOCAB)}
-    return local.read_split(paths[S.INTERACTIONS], local.vocab_size(paths[S.USER_VOCAB], S.USER_IDX),
-                            local.vocab_size(paths[S.ITEM_VOCAB], S.ITEM_IDX))
-
-
 def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.SplitData = None) -> Dict[str, Any]:
     """Fits ``cfg.train.model`` (a baseline), picks its settings on validation and exports it."""
     from recsys_spark.training import model_version
 
     name = cfg.train.model
     started, cpu_started = time.time(), time.process_time()
-    data = data or read_split_data(lake, ds)
+    data = data or local.read_lake_split(lake, ds)
     extra: Dict[str, Any] = {"spark": spark, "seed": cfg.train.seed, "iterations": cfg.als.iterations,
                              "max_items": cfg.ease.max_items}
     if name == "content":

@@ -130,9 +130,9 @@ def run_evaluate(spark, lake, cfg, ds: str) -> List[Dict]:
     """Evaluates every competitor on the test split (all metrics, Ks and slices) and records each model's
     validation NDCG@K / Recall@K from its training (the figure the champion is chosen by); writes the
     ``metrics`` table for ``ds`` and returns its rows."""
-    from recsys_spark.baselines.train import read_split_data
+    from recsys_spark.io.local import read_lake_split
 
-    data = read_split_data(lake, ds)
+    data = read_lake_split(lake, ds)
     rows: List[Dict] = []
     for name, version, model_ds, scorer, role, metadata in competitors(lake, cfg, ds, data):
         base = {S.MODEL: name, S.MODEL_VERSION: version}

@@ -7,7 +7,7 @@ ones. Memory is bounded by ``block x n_items`` scores at a time.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, Sequence, Tuple
 
 import numpy as np
 from pyspark.sql import DataFrame
@@ -109,9 +109,6 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
     return users_df.select(S.USER_IDX, history_col).mapInPandas(rank_partition, schema=TOP_K_SCHEMA)
 
 
-def candidates_of(history_items: np.ndarray, n_items: int, extra: Optional[np.ndarray] = None) -> np.ndarray:
+def candidates_of(history_items: np.ndarray, n_items: int) -> np.ndarray:
     """[n_items] bool: items met in the given history (what a model can have learned about)."""
-    out = np.bincount(np.asarray(history_items, np.int64), minlength=n_items)[:n_items] > 0
-    if extra is not None:
-        out |= extra
-    return out
+    return np.bincount(np.asarray(history_items, np.int64), minlength=n_items)[:n_items] > 0

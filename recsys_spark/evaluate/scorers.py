@@ -13,7 +13,7 @@ Scorers are TensorFlow-free (NumPy/scipy) so that Spark executors and the evalua
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -198,7 +198,3 @@ class _Padded(Scorer):
         out = np.full((len(users), self.n_items), -np.inf, np.float32)
         out[:, :inner] = block
         return out
-
-
-def histories_list(items_list: List) -> List[np.ndarray]:
-    return [np.asarray(h if h is not None else [], np.int64) for h in items_list]

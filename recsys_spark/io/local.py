@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -39,9 +39,6 @@ class Histories:
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
-
-    def of(self, user: int) -> np.ndarray:
-        return self.items[self.indptr[user]:self.indptr[user + 1]]
 
     def rows(self, users: np.ndarray) -> List[np.ndarray]:
         return [self.items[self.indptr[u]:self.indptr[u + 1]] for u in users]
@@ -140,6 +137,14 @@ def read_split(interactions_path: str, n_users: int, n_items: int) -> SplitData:
     return SplitData(n_users, n_items, parts[S.SPLIT_TRAIN], parts[S.SPLIT_VALIDATION], parts[S.SPLIT_TEST])
 
 
+def read_lake_split(lake, ds: str) -> SplitData:
+    """The split of ``ds`` from the lake's ``interactions`` and vocabularies (local or mounted lake)."""
+    hint = f"run `python -m jobs.build_tables --ds {ds} --lake {lake.root}` first."
+    paths = {t: lake.local_path(lake.require_partition(t, ds, hint)) for t in (S.INTERACTIONS, S.USER_VOCAB, S.ITEM_VOCAB)}
+    return read_split(paths[S.INTERACTIONS], vocab_size(paths[S.USER_VOCAB], S.USER_IDX),
+                      vocab_size(paths[S.ITEM_VOCAB], S.ITEM_IDX))
+
+
 def vocab_size(vocab_path: str, idx_col: str) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -221,13 +226,6 @@ def load_arrays(folder: str, mmap: bool = True):
     with open(os.path.join(folder, "params.json")) as fh:
         params = json.load(fh)
     return arrays, params
-
-
-def read_json(path: str) -> Optional[Dict]:
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        return json.load(fh)
 
 
 def load_pairs(local_path: str):
