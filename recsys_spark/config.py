@@ -16,172 +16,22 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
+from recsys_spark.config_sections import (
+    EVENT_TYPES,
+    SparkConfig,
+    GenerateConfig,
+    CleanConfig,
+    BuildConfig,
+    TrainConfig,
+    EvaluateConfig,
+    ScoreConfig,
+    PopularityConfig,
+    ItemKnnConfig,
+    AlsConfig,
+    EaseConfig,
+    MarkovConfig,
+)
 from recsys_spark.errors import ConfigError
-
-EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
-
-
-@dataclass(frozen=True)
-class SparkConfig:
-    """How the jobs build their Spark session.
-
-    ``master`` applies only when the job is not launched by ``spark-submit`` (which sets its own).
-    """
-
-    master: str = "local[2]"
-    app_name: str = "recsys_spark"
-    shuffle_partitions: int = 8
-    driver_memory: str = "4g"
-    session_time_zone: str = "UTC"
-    log_level: str = "WARN"
-    extra_conf: Dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """The built-in synthetic event generator (see :mod:`recsys_spark.data.synthetic`)."""
-
-    seed: int = 42
-    n_users: int = 3000
-    n_items: int = 600
-    n_categories: int = 12
-    latent_dim: int = 8
-    mean_events_per_user: float = 40.0
-    min_events_per_user: int = 8
-    history_days: int = 28
-    popularity_skew: float = 1.0
-    preference_temperature: float = 0.35
-    drift_scale: float = 0.6
-    duplicate_rate: float = 0.01
-    malformed_rate: float = 0.002
-    corrupt_rate: float = 0.0
-    files: int = 4
-
-
-@dataclass(frozen=True)
-class CleanConfig:
-    """Validation rules of ``clean_events``."""
-
-    rating_min: float = 1.0
-    rating_max: float = 5.0
-    max_id_length: int = 256
-    min_valid_year: int = 2000
-    max_events_per_user_day: int = 2000
-    max_events_per_user_minute: int = 60
-    near_duplicate_window_s: int = 2
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """How ``build_tables`` turns clean events into model-ready tables."""
-
-    lookback_days: int = 90
-    event_weights: Dict[str, float] = field(
-        default_factory=lambda: {
-            "view": 1.0,
-            "click": 2.0,
-            "add_to_cart": 3.0,
-            "purchase": 5.0,
-            "rating": 4.0,
-        }
-    )
-    min_items_for_split: int = 3
-    split_mode: str = "leave_last_out"
-    # Seed of the hash of (user id, item id) that orders a user's events with equal timestamps in the
-    # split, the sequences and the co-occurrence window: never item index or file position, which carry
-    # first-appearance order.
-    tie_seed: int = 0
-    test_days: int = 1
-    validation_days: int = 1
-    sequence_length: int = 50
-    cooccurrence_top_k: int = 20
-    cooccurrence_max_items_per_user: int = 50
-    title_hash_features: int = 1024
-    train_files_per_rank: int = 2
-    train_row_group_mb: int = 8
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Distributed training (Horovod over Gloo, fed by Petastorm)."""
-
-    model: str = "mf"  # what `jobs.train` trains without --model
-    models: List[str] = field(default_factory=lambda: ["mf"])  # the nightly competition, deep and traditional
-    num_proc: int = 2
-    embedding_dim: int = 32
-    epochs: int = 8
-    batch_size: int = 1024
-    learning_rate: float = 0.005
-    l2: float = 1.0e-5
-    seed: int = 7
-    loss: str = "bpr"
-    negatives: int = 1  # BPR: uniform negatives per positive (mf, two_tower, lightgcn, gcn)
-    n_layers: int = 3
-    heads: int = 1
-    dropout: float = 0.2
-    patience: int = 3
-    lr_decay: float = 1.0  # multiply the learning rate by this after an epoch without validation gain
-    validation_max_users: int = 20000
-    checkpoint: bool = True
-    reader_workers: int = 2
-    shuffle_buffer: int = 10000
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """Offline evaluation, champion choice and the publication gate."""
-
-    k: int = 10  # the K of the champion's metric (validation NDCG@K) and of the gate
-    ks: List[int] = field(default_factory=lambda: [5, 10, 20])  # every metric is reported at each K
-    baseline: str = "popularity"
-    require_beats_baseline: bool = True
-    max_regression: float = 0.05  # relative: champion test NDCG@K >= (1 - this) x the published model's
-    cold_user_max: int = 5  # "cold" slice: users with at most this many train interactions
-    heavy_user_quantile: float = 0.9  # "heavy" slice: users at or above this quantile of train interactions
-    head_share: float = 0.8  # "long_tail" slice: test items outside the head holding this share of train
-    users_per_batch: int = 512
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """Batch scoring of top-N lists (of the model the gate approved)."""
-
-    top_n: int = 20
-    users_per_batch: int = 512
-
-
-# Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best
-# on validation NDCG@K (never test); a single value fixes it.
-@dataclass(frozen=True)
-class PopularityConfig:
-    recent_days: List[float] = field(default_factory=lambda: [1.0, 7.0, 30.0])  # popularity_recent's window
-
-
-@dataclass(frozen=True)
-class ItemKnnConfig:
-    k: List[int] = field(default_factory=lambda: [20, 50, 200])  # neighbours kept per item
-    shrink: List[float] = field(default_factory=lambda: [0.0, 10.0])  # cosine denominator + shrink
-
-
-@dataclass(frozen=True)
-class AlsConfig:
-    rank: List[int] = field(default_factory=lambda: [64, 128])
-    reg: List[float] = field(default_factory=lambda: [0.1])
-    alpha: List[float] = field(default_factory=lambda: [10.0, 40.0])
-    iterations: int = 10
-
-
-@dataclass(frozen=True)
-class EaseConfig:
-    l2: List[float] = field(default_factory=lambda: [20.0, 50.0, 200.0, 500.0])
-    max_items: int = 50000  # one dense float32 item x item matrix: 50k items = 10 GB
-
-
-@dataclass(frozen=True)
-class MarkovConfig:
-    last_n: List[int] = field(default_factory=lambda: [1, 3, 5])  # the user's last items that vote
-    decay: List[float] = field(default_factory=lambda: [0.5])  # weight of the j-th most recent: decay**j
-    normalize: List[bool] = field(default_factory=lambda: [False, True])  # transition counts or probabilities
 
 
 @dataclass(frozen=True)

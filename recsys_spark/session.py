@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 
-from recsys_spark.config import SparkConfig
+from recsys_spark.config_sections import SparkConfig
 
 
 class _DropKnownTensorFlowNotices(logging.Filter):

@@ -1,7 +1,7 @@
 import json
 
 from recsys_spark import schemas as S
-from recsys_spark.config import GenerateConfig
+from recsys_spark.config_sections import GenerateConfig
 from recsys_spark.data.synthetic import generate_catalog, generate_events, make_world, write_raw
 
 CFG = GenerateConfig(seed=3, n_users=30, n_items=25, n_categories=3, mean_events_per_user=10, history_days=5, files=2)

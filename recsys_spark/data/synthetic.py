@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List
 import numpy as np
 
 from recsys_spark import schemas as S
-from recsys_spark.config import EVENT_TYPES, GenerateConfig
+from recsys_spark.config_sections import EVENT_TYPES, GenerateConfig
 from recsys_spark.errors import UserError
 
 _ADJECTIVES = ["classic", "bold", "gentle", "urban", "vintage", "bright", "silent", "rapid", "golden",

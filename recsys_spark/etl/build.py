@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_spark import schemas as S
-from recsys_spark.config import BuildConfig, TrainConfig
+from recsys_spark.config_sections import BuildConfig, TrainConfig
 from recsys_spark.errors import MissingInputError
 
 CUTOFF = "_cutoff_ts"  # last instant whose events may feed train, per user; NULL = no held-out items

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
-from recsys_spark.config import EVENT_TYPES, CleanConfig
+from recsys_spark.config_sections import EVENT_TYPES, CleanConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.lake import STAGING
 

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from recsys_spark import schemas as S
-from recsys_spark.config import EvaluateConfig
+from recsys_spark.config_sections import EvaluateConfig
 from recsys_spark.evaluate import metrics as M
 from recsys_spark.evaluate.ranking import candidates_of, rank_blocks
 from recsys_spark.evaluate.scorers import Scorer

@@ -2,11 +2,10 @@ import datetime as dt
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
-from recsys_spark.config import BuildConfig, TrainConfig
+from recsys_spark.config_sections import BuildConfig, TrainConfig
 from recsys_spark.errors import MissingInputError
 from recsys_spark.etl import build as B
 from recsys_spark.etl import features as F_

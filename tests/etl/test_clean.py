@@ -6,7 +6,7 @@ from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
-from recsys_spark.config import CleanConfig
+from recsys_spark.config_sections import CleanConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.etl import clean as C
 
@@ -124,7 +124,7 @@ def test_missing_input_says_what_to_do(spark, lake):
 def test_every_injected_corruption_is_quarantined_under_its_reason(spark):
     from collections import Counter
 
-    from recsys_spark.config import GenerateConfig
+    from recsys_spark.config_sections import GenerateConfig
     from recsys_spark.data.synthetic import CORRUPTION_KINDS, generate_raw_lines
 
     cfg = GenerateConfig(seed=5, n_users=150, n_items=60, mean_events_per_user=20, corrupt_rate=0.05,

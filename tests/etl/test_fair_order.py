@@ -6,7 +6,7 @@ import numpy as np
 from pyspark.sql import functions as F
 
 from recsys_spark import schemas as S
-from recsys_spark.config import BuildConfig
+from recsys_spark.config_sections import BuildConfig
 from recsys_spark.etl import build as B
 
 DS = "2026-11-27"
