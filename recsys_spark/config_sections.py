@@ -110,6 +110,7 @@ class TrainConfig:
     n_layers: int = 3
     heads: int = 1
     dropout: float = 0.2
+    item_content: bool = False  # sasrec: item_features fused into the item representation (others ignore it)
     patience: int = 3
     lr_decay: float = 1.0  # multiply the learning rate by this after an epoch without validation gain
     validation_max_users: int = 20000

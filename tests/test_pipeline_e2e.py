@@ -169,7 +169,8 @@ def test_every_model_trains_through_the_same_job_and_exports(nightly, model, los
     lake, _, _ = nightly
     cfg = load_config(TEST_CONF, [f"train.model={model}", "train.epochs=2", "train.embedding_dim=8",
                                   f"train.loss={loss}", f"train.negatives={4 if loss == 'bpr' else 1}",
-                                  "train.batch_size=64" if model == "sasrec" else "train.batch_size=256"])
+                                  "train.batch_size=64" if model == "sasrec" else "train.batch_size=256",
+                                  f"train.item_content={str(model == 'sasrec').lower()}"])  # SASRec with content
     meta = run_train(lake.spark, lake, cfg, DS)
     assert meta["model"] == model and meta["epochs_run"] == 2 and len(meta["validation"]) == 2
     assert meta["train_spec"]["negatives"] == meta["config"]["train"]["negatives"] == (4 if loss == "bpr" else 1)
@@ -188,3 +189,4 @@ def test_every_model_trains_through_the_same_job_and_exports(nightly, model, los
         encoder = tf.saved_model.load(os.path.join(path, "encoder"))
         out = encoder.signatures["serving_default"](history=tf.constant(np.full((2, 50), -1, np.int32)))
         assert out["user_vector"].shape == (2, 8)
+        assert meta["train_spec"]["item_content"] is True

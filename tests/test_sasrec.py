@@ -80,3 +80,54 @@ def test_histories_fold_validation_back(tmp_path):
     validation, export = histories_from_sequences(str(tmp_path), n_users=3, max_len=3)
     assert validation.tolist() == [[-1, 3, 4], [-1, -1, 2], [-1, -1, -1]]
     assert export.tolist() == [[3, 4, 7], [-1, -1, 2], [-1, -1, -1]]
+
+
+def item_content():
+    """Items 0-2: category 0, attribute 0; items 3-5: category 1, attribute 1; no titles."""
+    from recsys_spark.models.content import ItemContent
+
+    category = np.repeat(np.eye(2, dtype=np.float32), 3, axis=0)
+    tags = np.array([[0], [0], [0], [1], [1], [1]], np.int32)
+    return ItemContent(category, tags, 2, np.full((6, 1), -1, np.int32), np.zeros((6, 1), np.float32), n_hash=4)
+
+
+def test_content_is_fused_into_the_item_representation():
+    m = SASRec(n_users=1, n_items=6, embedding_dim=8, n_layers=1, dropout=0.0, max_len=L, seed=3, content=item_content())
+    ids = np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32)
+    m.item_embedding.embeddings.assign(ids)
+    e = m.content
+    C, T, b = e.category_weight.numpy(), e.tag_embedding.numpy(), e.content_bias.numpy()
+    expected = ids[1:] + np.repeat(np.eye(2), 3, axis=0) @ C + T[[0, 0, 0, 1, 1, 1]] + b
+    np.testing.assert_allclose(m.item_vectors(), expected, rtol=1e-5, atol=1e-6)
+    # the encoder reads the same representation: the input of position t is table[item + 1] * sqrt(d) + pos
+    history = tf.constant([[-1, -1, -1, -1, 2, 4]], tf.int32)
+    hidden, _ = m.encode(history)
+    m_plain = SASRec(n_users=1, n_items=6, embedding_dim=8, n_layers=1, dropout=0.0, max_len=L, seed=3)
+    m_plain.item_embedding.embeddings.assign(np.vstack([ids[:1], expected]))
+    m_plain.position_embedding.set_weights(m.position_embedding.get_weights())
+    m_plain.blocks[0].set_weights(m.blocks[0].get_weights())
+    m_plain.final_norm.set_weights(m.final_norm.get_weights())
+    np.testing.assert_allclose(hidden.numpy(), m_plain.encode(history)[0].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_an_item_nobody_interacted_with_gets_a_vector_from_its_content():
+    """Sequences alternate within category 0 (items 0, 1) or within category 1 (items 3, 4); items 2 and 5
+    never occur. Without content their vectors stay at their random start; with content they take their
+    category's direction, so a category-0 user ranks item 2 above item 5 and the reverse."""
+    tf.random.set_seed(0)
+    export = np.array([[-1, -1, 0, 1, 0, 1], [-1, -1, 3, 4, 3, 4]], np.int32)
+    batch = {S.HISTORY: tf.constant([[0, 1, 0, 1, 0, 1], [1, 0, 1, 0, 1, 0], [3, 4, 3, 4, 3, 4], [4, 3, 4, 3, 4, 3]] * 4)}
+    m = SASRec(n_users=2, n_items=6, embedding_dim=8, n_layers=1, dropout=0.0, max_len=L, seed=5, loss="softmax",
+               content=item_content(), export_history=export)
+    opt = tf.keras.optimizers.Adam(0.02)
+    for _ in range(100):
+        with tf.GradientTape() as tape:
+            loss = m.compute_loss(batch)
+        opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables))
+    ids = m.item_embedding.embeddings.numpy()
+    assert np.all(ids[[3, 6]] == 0)  # never a target: the id part of items 2 and 5 was never trained
+    vectors = m.item_vectors()
+    np.testing.assert_allclose(vectors[2], m.content(tf.constant([2])).numpy()[0], rtol=1e-6)
+    assert np.linalg.norm(vectors[2]) > 0.1 and np.linalg.norm(vectors[5]) > 0.1
+    scores = m.user_vectors() @ vectors.T
+    assert scores[0, 2] > scores[0, 5] and scores[1, 5] > scores[1, 2]

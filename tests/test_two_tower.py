@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from recsys_spark import schemas as S
-from recsys_spark.models.two_tower import ItemContent, TwoTower
+from recsys_spark.models.content import ItemContent
+from recsys_spark.models.two_tower import TwoTower
 
 
 def content(n_items=6):
@@ -21,7 +22,8 @@ def test_item_tower_matches_numpy():
     c = content()
     m = TwoTower(2, 6, c, embedding_dim=4, seed=2)
     m.item_id_embedding.embeddings.assign(np.arange(24, dtype=np.float32).reshape(6, 4) / 100)
-    C, T, W, b = (m.category_weight.numpy(), m.tag_embedding.numpy(), m.title_weight.numpy(), m.content_bias.numpy())
+    e = m.content
+    C, T, W, b = (e.category_weight.numpy(), e.tag_embedding.numpy(), e.title_weight.numpy(), e.content_bias.numpy())
     ids = m.item_id_embedding.embeddings.numpy()
     for i in range(6):
         title = sum(w * W[t] for t, w in zip(c.title_ids[i], c.title_weights[i]) if t >= 0)

@@ -5,7 +5,10 @@ are shifted by one so that 0 is padding. Every position t predicts the item at t
 the whole catalogue (or, with ``loss: softmax``, over the batch's targets with a logQ correction).
 
 The user vector for scoring is the last position's hidden state; item vectors are the item embeddings,
-so ``user . item`` ranks exactly as the model does. The attention weights of the last block over the
+so ``user . item`` ranks exactly as the model does. With ``content`` (``train.item_content``) an item's
+representation, read at the input and predicted at the output, is its id embedding (starting at zero)
+plus its content vector (categories, attributes, title; :mod:`recsys_spark.models.content`), so rare and
+unseen items get a vector from what they are. The attention weights of the last block over the
 history explain a recommendation ("because of items X, Y").
 """
 
@@ -18,6 +21,7 @@ import tensorflow as tf
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
+from recsys_spark.models.content import ContentEncoder, ItemContent
 
 
 class _Block(tf.keras.layers.Layer):
@@ -54,6 +58,7 @@ class SASRec(Recommender):
         loss: "full" (softmax over every item) or "softmax" (in-batch targets with logQ correction).
         export_history: [n_users, L] histories used for exported user vectors (train + validation items);
             validation uses ``validation_history`` (train items only).
+        content: item features fused into the item representation (None: id embeddings only).
     """
 
     name = "sasrec"
@@ -61,11 +66,15 @@ class SASRec(Recommender):
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 2, heads: int = 1,
                  dropout: float = 0.2, max_len: int = 50, l2: float = 0.0, seed: int = 0, loss: str = "full",
                  export_history: Optional[np.ndarray] = None, validation_history: Optional[np.ndarray] = None,
-                 item_log_q: Optional[np.ndarray] = None, **_):
+                 item_log_q: Optional[np.ndarray] = None, content: Optional[ItemContent] = None, **_):
         super().__init__(n_users, n_items)
         init = tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed)
-        self.item_embedding = tf.keras.layers.Embedding(n_items + 1, embedding_dim, embeddings_initializer=init,
-                                                        name="item_embedding")
+        # With content the id part starts at zero (as in the two-tower item tower): an item's first vector is
+        # its content vector, and an item never seen in training keeps exactly that.
+        self.item_embedding = tf.keras.layers.Embedding(n_items + 1, embedding_dim, name="item_embedding",
+                                                        embeddings_initializer="zeros" if content else init)
+        self.item_embedding.build((None,))
+        self.content = ContentEncoder(content, embedding_dim, seed, name="content") if content else None
         self.position_embedding = tf.keras.layers.Embedding(max_len, embedding_dim, embeddings_initializer=init,
                                                             name="position_embedding")
         self.blocks = [_Block(embedding_dim, heads, dropout, seed + 10 * k, name=f"block{k}") for k in range(n_layers)]
@@ -80,12 +89,22 @@ class SASRec(Recommender):
         self.validation_history = validation_history
         self.encode(tf.fill([1, max_len], -1))  # build the variables
 
-    def encode(self, history: tf.Tensor, training: bool = False) -> Tuple[tf.Tensor, List[tf.Tensor]]:
-        """history [B, L] item indices (-1 = padding) -> (hidden [B, L, d], attention per block [B, h, L, L])."""
+    def item_table(self) -> tf.Tensor:
+        """[n_items + 1, d] item representations; row 0 is padding (masked wherever it is read)."""
+        table = self.item_embedding.embeddings
+        if self.content is None:
+            return table
+        return tf.concat([table[:1], table[1:] + self.content(tf.range(self.n_items))], axis=0)
+
+    def encode(self, history: tf.Tensor, training: bool = False,
+               table: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, List[tf.Tensor]]:
+        """history [B, L] item indices (-1 = padding) -> (hidden [B, L, d], attention per block [B, h, L, L]).
+        ``table``: :meth:`item_table`, when the caller has it already."""
         ids = tf.cast(history, tf.int32) + 1
         length = tf.shape(ids)[1]
         is_item = tf.not_equal(ids, 0)
-        x = self.item_embedding(ids) * (self.dim ** 0.5) + self.position_embedding(tf.range(length))[tf.newaxis]
+        table = self.item_table() if table is None else table
+        x = tf.gather(table, ids) * (self.dim ** 0.5) + self.position_embedding(tf.range(length))[tf.newaxis]
         x = self.drop(x, training=training) * tf.cast(is_item, x.dtype)[..., tf.newaxis]
         causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
         # A query attends to earlier real items, and always to itself so that padded rows stay finite.
@@ -101,11 +120,12 @@ class SASRec(Recommender):
         targets = tf.cast(batch[S.HISTORY], tf.int32)  # [B, L]
         # Position t sees items up to t - 1 and predicts item t: inputs are the targets shifted right.
         inputs = tf.concat([tf.fill([tf.shape(targets)[0], 1], -1), targets[:, :-1]], axis=1)
-        hidden, _ = self.encode(inputs, training=training)
+        table = self.item_table()
+        hidden, _ = self.encode(inputs, training=training, table=table)
         valid = tf.not_equal(targets, -1) & tf.not_equal(inputs, -1)
         h = tf.boolean_mask(hidden, valid)  # [N, d]
         y = tf.boolean_mask(targets, valid)  # [N]
-        items = self.item_embedding.embeddings[1:]
+        items = table[1:]
         if self.loss_name == "softmax":
             from recsys_spark.models.losses import in_batch_softmax_loss
 
@@ -137,7 +157,7 @@ class SASRec(Recommender):
         return self.vectors_for(history)
 
     def item_vectors(self, for_test: bool = True) -> np.ndarray:
-        return self.item_embedding.embeddings[1:].numpy().astype(np.float32)
+        return self.item_table()[1:].numpy().astype(np.float32)
 
     def explain(self, history: np.ndarray, top: int = 3) -> List[Tuple[int, float]]:
         """The items of one ``history`` [L] the last position attends to most (last block, mean over heads)."""

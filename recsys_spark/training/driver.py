@@ -116,7 +116,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         sequences_path=lake.local_path(lake.require_partition(S.SEQUENCES, ds, hint)),
         max_len=cfg.build.sequence_length, heads=tc.heads, dropout=tc.dropout,
         item_features_path=lake.local_path(lake.require_partition(S.ITEM_FEATURES, ds, hint)),
-        title_hash_features=cfg.build.title_hash_features,
+        title_hash_features=cfg.build.title_hash_features, item_content=tc.item_content,
     )
     started = time.time()
     result = train_distributed(spark, spec, tc.num_proc)

@@ -27,6 +27,7 @@ class TrainSpec:
     graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
     sequences_path: Optional[str] = None  # sequences of the same ds, for sequence models
     item_features_path: Optional[str] = None  # item_features of the same ds, for content models
+    item_content: bool = False  # sasrec: fuse item_features into the item representation
     title_hash_features: int = 1024
     feed_fields: Optional[List[str]] = None  # columns read from train_url (default user_idx, item_idx)
     max_len: int = 50

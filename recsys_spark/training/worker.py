@@ -35,8 +35,8 @@ def build_model(spec: TrainSpec, item_log_q=None):
                                                          spec.n_users, spec.n_items)
             if spec.fold_validation:
                 extra["graph"] = extra["export_graph"]
-    if cls.needs_content:
-        from recsys_spark.models.two_tower import ItemContent
+    if cls.needs_content or spec.item_content:
+        from recsys_spark.models.content import ItemContent
 
         extra["content"] = ItemContent.from_parquet(spec.item_features_path, spec.n_items, spec.title_hash_features)
     if spec.model == "sasrec":
