@@ -67,7 +67,8 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
         train_url=None, n_rows=0, n_users=vocab_size(path(S.USER_VOCAB), S.USER_IDX),
         n_items=vocab_size(path(S.ITEM_VOCAB), S.ITEM_IDX), model=model_name, embedding_dim=tc.embedding_dim,
         l2=tc.l2, epochs=epochs or tc.epochs, batch_size=tc.batch_size, learning_rate=tc.learning_rate, seed=tc.seed,
-        loss=tc.loss, negatives=tc.negatives, n_layers=tc.n_layers, graph_path=path(S.GRAPH_EDGES),
+        loss=tc.loss, negatives=tc.negatives, sampled_negatives=tc.sampled_negatives, sampler=tc.sampler,
+        n_layers=tc.n_layers, graph_path=path(S.GRAPH_EDGES),
         sequences_path=path(S.SEQUENCES), item_features_path=path(S.ITEM_FEATURES),
         title_hash_features=cfg.build.title_hash_features, item_content=tc.item_content,
         max_len=cfg.build.sequence_length, heads=tc.heads, dropout=tc.dropout, train_path=path(S.TRAIN),
@@ -79,7 +80,7 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
 
     tf.random.set_seed(tc.seed)
     users, items = load_pairs(spec.train_path)
-    item_log_q = log_item_shares(items, spec.n_items) if spec.loss in ("softmax", "full") else None
+    item_log_q = log_item_shares(items, spec.n_items) if spec.loss in ("softmax", "full", "sampled") else None
     model = build_model(spec, item_log_q)
     if model_name == "sasrec":
         rows = model.validation_history[(model.validation_history >= 0).any(axis=1)]  # train sequences

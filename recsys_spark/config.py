@@ -85,12 +85,16 @@ class PipelineConfig:
                 problems.append(f"{key}: give at least one value")
             elif key != "markov.normalize" and key != "item_knn.shrink" and min(values) <= 0:
                 problems.append(f"{key}={values}: every value must be > 0")
-        if self.train.loss not in ("bpr", "softmax", "full", "mse"):
-            problems.append(f"train.loss={self.train.loss!r}: use 'bpr', 'softmax', (mf) 'mse' or (sasrec) 'full'")
+        if self.train.loss not in ("bpr", "softmax", "full", "sampled", "mse"):
+            problems.append(f"train.loss={self.train.loss!r}: use 'bpr', 'softmax', (mf) 'mse' or (sasrec) 'full' "
+                            "or 'sampled'")
         if self.train.loss == "mse" and self.train.model != "mf":
             problems.append("train.loss='mse' (explicit ratings) is for mf")
-        if self.train.loss == "full" and self.train.model != "sasrec":
-            problems.append("train.loss='full' (softmax over the catalogue) is for sasrec; use 'bpr' or 'softmax'")
+        if self.train.loss in ("full", "sampled") and self.train.model != "sasrec":
+            problems.append(f"train.loss={self.train.loss!r} (softmax over the catalogue or a sample of it) is for "
+                            "sasrec; use 'bpr' or 'softmax'")
+        if self.train.sampler not in ("uniform", "popularity"):
+            problems.append(f"train.sampler={self.train.sampler!r}: use 'uniform' or 'popularity'")
         if self.train.embedding_dim % max(self.train.heads, 1):
             problems.append("train.embedding_dim must be a multiple of train.heads")
         if self.train.negatives < 1:
@@ -112,6 +116,7 @@ class PipelineConfig:
             "train.batch_size": self.train.batch_size,
             "train.patience": self.train.patience,
             "train.validation_max_users": self.train.validation_max_users,
+            "train.sampled_negatives": self.train.sampled_negatives,
             "evaluate.k": self.evaluate.k,
             "score.top_n": self.score.top_n,
             "build.lookback_days": self.build.lookback_days,

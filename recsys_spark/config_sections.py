@@ -107,6 +107,8 @@ class TrainConfig:
     seed: int = 7
     loss: str = "bpr"
     negatives: int = 1  # BPR: uniform negatives per positive (mf, two_tower, lightgcn, gcn)
+    sampled_negatives: int = 1000  # sasrec, loss "sampled": items drawn per batch, shared by its rows
+    sampler: str = "uniform"  # loss "sampled": "uniform" or "popularity" (logQ-corrected)
     n_layers: int = 3
     heads: int = 1
     dropout: float = 0.2

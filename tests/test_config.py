@@ -50,6 +50,12 @@ def test_missing_file_and_bad_values():
         load_config(None, ["train.negatives=0"])
     with pytest.raises(ConfigError, match=r"train.lr_decay=1.5: must be in \(0, 1\]"):
         load_config(None, ["train.lr_decay=1.5"])
+    with pytest.raises(ConfigError, match=r"train.loss='sampled' .* is for sasrec"):
+        load_config(None, ["train.model=mf", "train.loss=sampled"])
+    with pytest.raises(ConfigError, match=r"train.sampler='zipf': use 'uniform' or 'popularity'"):
+        load_config(None, ["train.model=sasrec", "train.loss=sampled", "train.sampler=zipf"])
+    with pytest.raises(ConfigError, match=r"train.sampled_negatives=0: must be > 0"):
+        load_config(None, ["train.sampled_negatives=0"])
 
 
 def test_override_parsing():

@@ -114,3 +114,49 @@ def test_mf_bpr_with_several_negatives_matches_numpy():
     assert float(model.compute_loss(batch)) == pytest.approx(bpr + 0.01 * norms / 3, rel=1e-5)
     with pytest.raises(ValueError, match="negatives"):
         MatrixFactorization(4, 9, negatives=0)
+
+
+def test_sampled_softmax_matches_numpy_with_accidental_hits_and_logq():
+    from recsys_spark.models.losses import sampled_softmax_loss
+
+    rng = np.random.default_rng(3)
+    n, s, d = 5, 4, 3
+    query, pos_vec = rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=(n, d)).astype(np.float32)
+    positives = np.array([7, 2, 9, 2, 4])
+    negatives = np.array([2, 8, 9, 1])  # item 2 is rows 1 and 3's positive, item 9 row 2's: left out there
+    neg_vec = rng.normal(size=(s, d)).astype(np.float32)
+    lq_pos, lq_neg = np.log(rng.uniform(0.01, 0.3, n)).astype(np.float32), np.log(rng.uniform(0.01, 0.3, s)).astype(np.float32)
+    expected = []
+    for r in range(n):
+        logits = [query[r] @ pos_vec[r] - lq_pos[r]]
+        logits += [query[r] @ neg_vec[j] - lq_neg[j] for j in range(s) if negatives[j] != positives[r]]
+        logits = np.array(logits, np.float64)
+        expected.append(-(logits[0] - np.log(np.exp(logits).sum())))
+    got = float(sampled_softmax_loss(tf.constant(query), tf.constant(positives), tf.constant(pos_vec),
+                                     tf.constant(negatives), tf.constant(neg_vec), tf.constant(lq_pos), tf.constant(lq_neg)))
+    assert got == pytest.approx(np.mean(expected), rel=1e-5)
+
+
+def test_sampled_items_are_reproducible_and_follow_the_popularity():
+    from recsys_spark.models.losses import SEED_KEY, sampled_items
+
+    batch = {SEED_KEY: tf.constant([3, 11], tf.int64)}
+    uniform = sampled_items(50, 4000, batch).numpy()
+    assert np.array_equal(uniform, sampled_items(50, 4000, batch).numpy()) and 0 <= uniform.min() and uniform.max() < 50
+    shares = np.array([0.7, 0.2, 0.1, 0.0])
+    log_q = np.log(np.maximum(shares, 1e-12)).astype(np.float32)
+    drawn = sampled_items(4, 20000, batch, tf.constant(log_q)).numpy()
+    np.testing.assert_allclose(np.bincount(drawn, minlength=4) / 20000, shares, atol=0.015)
+
+
+def test_sasrec_sampled_softmax_over_the_whole_catalogue_equals_full_softmax_without_hits():
+    """With every item but the target sampled exactly once, uniform sampled softmax is the full softmax."""
+    from recsys_spark.models.losses import sampled_softmax_loss
+
+    rng = np.random.default_rng(0)
+    query, items = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    y = np.array([1, 4, 0])
+    full = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=query @ items.T))
+    got = sampled_softmax_loss(tf.constant(query), tf.constant(y), tf.constant(items[y]), tf.constant(np.arange(6)),
+                               tf.constant(items))
+    assert float(got) == pytest.approx(float(full), rel=1e-5)

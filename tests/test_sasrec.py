@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from recsys_spark import schemas as S
@@ -55,17 +56,24 @@ def test_explain_names_history_items():
     assert all(0 <= w <= 1 for _, w in reasons)
 
 
-def test_learns_a_deterministic_sequence_and_exports_vectors():
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_learns_a_deterministic_sequence_and_exports_vectors(loss):
+    """The same sequences, learnt with the full softmax or with 4 popularity-sampled items per batch."""
+    from recsys_spark.models.losses import SEED_KEY
+
     tf.random.set_seed(0)
+    log_q = np.log(np.array([1, 2, 2, 2, 2, 1], np.float32) / 10)
     m = SASRec(n_users=2, n_items=6, embedding_dim=16, n_layers=1, heads=1, dropout=0.0, max_len=L, seed=1,
-               export_history=np.array([[0, 1, 2, 3, 4, 5], [-1, -1, 5, 4, 3, 2]], np.int32))
+               export_history=np.array([[0, 1, 2, 3, 4, 5], [-1, -1, 5, 4, 3, 2]], np.int32),
+               loss=loss, sampled_negatives=4, sampler="popularity", item_log_q=log_q)
     opt = tf.keras.optimizers.Adam(0.01)
     batch = {S.HISTORY: tf.constant([[0, 1, 2, 3, 4, 5], [-1, 5, 4, 3, 2, 1]] * 8)}
-    for _ in range(150):
+    for step in range(150):
+        batch[SEED_KEY] = tf.constant([1, step], tf.int64)
         with tf.GradientTape() as tape:
-            loss = m.compute_loss(batch)
-        opt.apply_gradients(zip(tape.gradient(loss, m.trainable_variables), m.trainable_variables))
-    assert float(loss) < 0.3
+            loss_value = m.compute_loss(batch)
+        opt.apply_gradients(zip(tape.gradient(loss_value, m.trainable_variables), m.trainable_variables))
+    assert float(loss_value) < 0.3
     scores = m.user_vectors() @ m.item_vectors().T
     assert scores.shape == (2, 6)
     assert int(np.argmax(scores[1])) == 1  # after 5 4 3 2 comes 1

@@ -65,3 +65,47 @@ def in_batch_softmax_loss(query: tf.Tensor, candidates: tf.Tensor, candidate_ids
     logits = tf.where(same_item & off_diagonal, tf.cast(-1e9, logits.dtype), logits)
     labels = tf.range(tf.shape(logits)[0])
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def sampled_items(n_items: int, n: int, batch: Dict[str, tf.Tensor], log_q: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """[n] int32 items drawn with replacement, shared by every row of the batch: uniformly, or with
+    probability exp(log_q) (``log_q`` [n_items], the items' train shares). Reproducible with SEED_KEY."""
+    seed = batch.get(SEED_KEY)
+    if log_q is None:
+        if seed is None:
+            return tf.random.uniform([n], 0, n_items, dtype=tf.int32)
+        return tf.random.stateless_uniform([n], seed=seed, minval=0, maxval=n_items, dtype=tf.int32)
+    logits = tf.cast(log_q, tf.float32)[tf.newaxis]
+    if seed is None:
+        return tf.random.categorical(logits, n, dtype=tf.int32)[0]
+    return tf.random.stateless_categorical(logits, n, seed=seed, dtype=tf.int32)[0]
+
+
+def sampled_softmax_loss(query: tf.Tensor, positives: tf.Tensor, positive_vectors: tf.Tensor,
+                         negatives: tf.Tensor, negative_vectors: tf.Tensor,
+                         positive_log_q: Optional[tf.Tensor] = None,
+                         negative_log_q: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Softmax of each row's positive against S sampled items shared by the batch, with the logQ correction.
+
+    logit(i) = query . v_i - log q(i) for the positive and every sampled item; a sampled item equal to the
+    row's positive (an accidental hit) is left out of that row. With uniform sampling log q is a constant
+    and may be omitted.
+
+    Args:
+        query: [N, d]; positives: [N] item ids; positive_vectors: [N, d].
+        negatives: [S] sampled item ids; negative_vectors: [S, d].
+        positive_log_q, negative_log_q: [N] and [S] log sampling probabilities (None: uniform).
+
+    Returns:
+        Scalar mean cross-entropy.
+    """
+    positive_logits = tf.reduce_sum(query * positive_vectors, -1, keepdims=True)  # [N, 1]
+    negative_logits = tf.matmul(query, negative_vectors, transpose_b=True)  # [N, S]
+    if positive_log_q is not None:
+        positive_logits -= tf.cast(positive_log_q, positive_logits.dtype)[:, tf.newaxis]
+        negative_logits -= tf.cast(negative_log_q, negative_logits.dtype)[tf.newaxis, :]
+    hit = tf.equal(positives[:, tf.newaxis], tf.cast(negatives, positives.dtype)[tf.newaxis, :])
+    negative_logits = tf.where(hit, tf.cast(-1e9, negative_logits.dtype), negative_logits)
+    logits = tf.concat([positive_logits, negative_logits], axis=1)
+    labels = tf.zeros(tf.shape(logits)[:1], tf.int32)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))

@@ -2,7 +2,8 @@
 
 Input: the ``sequences`` table's ``history`` [B, L] of item indices, left-padded with -1. Internally ids
 are shifted by one so that 0 is padding. Every position t predicts the item at t + 1 with a softmax over
-the whole catalogue (or, with ``loss: softmax``, over the batch's targets with a logQ correction).
+the whole catalogue (or, with ``loss: softmax``, over the batch's targets with a logQ correction, or with
+``loss: sampled``, over ``sampled_negatives`` items drawn uniformly or by popularity, logQ-corrected).
 
 The user vector for scoring is the last position's hidden state; item vectors are the item embeddings,
 so ``user . item`` ranks exactly as the model does. With ``content`` (``train.item_content``) an item's
@@ -55,7 +56,9 @@ class SASRec(Recommender):
         heads: attention heads per block.
         dropout: on embeddings, attention and feed-forward.
         max_len: L, the sequence length of the ``sequences`` table.
-        loss: "full" (softmax over every item) or "softmax" (in-batch targets with logQ correction).
+        loss: "full" (softmax over every item), "softmax" (in-batch targets with logQ correction) or
+            "sampled" (``sampled_negatives`` items shared by the batch, drawn by ``sampler``).
+        sampler: "uniform" or "popularity" (in proportion to train interactions, logQ-corrected).
         export_history: [n_users, L] histories used for exported user vectors (train + validation items);
             validation uses ``validation_history`` (train items only).
         content: item features fused into the item representation (None: id embeddings only).
@@ -66,7 +69,8 @@ class SASRec(Recommender):
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 2, heads: int = 1,
                  dropout: float = 0.2, max_len: int = 50, l2: float = 0.0, seed: int = 0, loss: str = "full",
                  export_history: Optional[np.ndarray] = None, validation_history: Optional[np.ndarray] = None,
-                 item_log_q: Optional[np.ndarray] = None, content: Optional[ItemContent] = None, **_):
+                 item_log_q: Optional[np.ndarray] = None, content: Optional[ItemContent] = None,
+                 sampled_negatives: int = 1000, sampler: str = "uniform", **_):
         super().__init__(n_users, n_items)
         init = tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         # With content the id part starts at zero (as in the two-tower item tower): an item's first vector is
@@ -84,6 +88,8 @@ class SASRec(Recommender):
         self.dim = embedding_dim
         self.l2 = l2
         self.loss_name = "full" if loss in ("full", "bpr") else loss
+        self.sampled_negatives = sampled_negatives
+        self.sampler = sampler
         self.item_log_q = None if item_log_q is None else tf.constant(np.asarray(item_log_q, np.float32))
         self.export_history = export_history
         self.validation_history = validation_history
@@ -131,6 +137,14 @@ class SASRec(Recommender):
 
             log_q = None if self.item_log_q is None else tf.gather(self.item_log_q, y)
             loss = in_batch_softmax_loss(h, tf.gather(items, y), y, log_q)
+        elif self.loss_name == "sampled":
+            from recsys_spark.models.losses import sampled_items, sampled_softmax_loss
+
+            log_q = self.item_log_q if self.sampler == "popularity" else None
+            negatives = sampled_items(self.n_items, self.sampled_negatives, batch, log_q)
+            loss = sampled_softmax_loss(h, y, tf.gather(items, y), negatives, tf.gather(items, negatives),
+                                        None if log_q is None else tf.gather(log_q, y),
+                                        None if log_q is None else tf.gather(log_q, negatives))
         else:
             logits = tf.matmul(h, items, transpose_b=True)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))

@@ -108,6 +108,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         train_url=lake.url(feed_path), feed_fields=feed_fields, n_rows=n_rows, n_users=int(n_users), n_items=int(n_items),
         model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
         learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, negatives=tc.negatives, shuffle_buffer=tc.shuffle_buffer,
+        sampled_negatives=tc.sampled_negatives, sampler=tc.sampler,
         reader_workers=tc.reader_workers, train_path=local_train, validation_path=validation_path,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
         lr_decay=tc.lr_decay,

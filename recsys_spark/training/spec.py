@@ -23,6 +23,8 @@ class TrainSpec:
     seed: int
     loss: str = "bpr"
     negatives: int = 1  # BPR negatives per positive
+    sampled_negatives: int = 1000  # loss "sampled": items shared by a batch
+    sampler: str = "uniform"  # loss "sampled": uniform or popularity
     n_layers: int = 3
     graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
     sequences_path: Optional[str] = None  # sequences of the same ds, for sequence models

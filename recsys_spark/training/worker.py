@@ -46,7 +46,8 @@ def build_model(spec: TrainSpec, item_log_q=None):
             spec.sequences_path, spec.n_users, spec.max_len)
         extra.update(max_len=spec.max_len, heads=spec.heads, dropout=spec.dropout)
     return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed,
-               loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, negatives=spec.negatives, **extra)
+               loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, negatives=spec.negatives,
+               sampled_negatives=spec.sampled_negatives, sampler=spec.sampler, **extra)
 
 
 class _Validator:
@@ -92,7 +93,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
 
     rank, size = distributed.init()
     item_log_q = None
-    if spec.loss in ("softmax", "full") and spec.train_path:
+    if spec.loss in ("softmax", "full", "sampled") and spec.train_path:
         item_log_q = log_item_shares(load_pairs(spec.train_path)[1], spec.n_items)
     model = build_model(spec, item_log_q)
     # Linear scaling: the global batch is size x batch_size, so the step size grows with it.
