@@ -40,12 +40,13 @@ def test_item_knn_cosine_top_k():
     np.testing.assert_allclose(scores[0], [0.5, 0, 0, 0], rtol=1e-6)
 
 
-def test_ease_matches_the_numpy_closed_form():
+@pytest.mark.parametrize("layout", ["csr", "csc"])  # XᵀX comes out in Fortran or C order
+def test_ease_matches_the_numpy_closed_form(layout):
     rng = np.random.default_rng(1)
     x = (rng.random((40, 12)) < 0.3).astype(np.float64)
     from scipy import sparse
 
-    got = ease.ease_matrix(sparse.csr_matrix(x.astype(np.float32)), l2=5.0, block=5)
+    got = ease.ease_matrix(getattr(sparse, f"{layout}_matrix")(x.astype(np.float32)), l2=5.0, block=5)
     p = np.linalg.inv(x.T @ x + 5.0 * np.eye(12))
     expected = -p / np.diag(p)[None, :]
     np.fill_diagonal(expected, 0.0)

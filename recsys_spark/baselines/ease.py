@@ -18,7 +18,11 @@ def ease_matrix(x, l2: float, block: int = 2048) -> np.ndarray:
     """x: [n_users, n_items] binary CSR. Returns B [n_items, n_items] float32 (C order)."""
     from scipy.linalg import lapack
 
-    gram = np.asarray((x.T @ x).astype(np.float32).toarray(), np.float32, order="C")
+    dense = (x.T @ x).astype(np.float32).toarray()  # scipy gives XᵀX in CSC, so this is Fortran order
+    # XᵀX is symmetric: its transpose view is the same matrix in C order (copying it into C order instead
+    # is a strided pass over n² floats, minutes at Gowalla's size, with two matrices held meanwhile).
+    gram = dense if dense.flags.c_contiguous else dense.T
+    del dense
     n = gram.shape[0]
     gram[np.diag_indices(n)] += np.float32(l2)
     # gram.T is the same symmetric matrix in Fortran order, so LAPACK works on it without a copy.
