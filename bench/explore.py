@@ -49,7 +49,7 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
     from recsys_spark import schemas as S
     from recsys_spark.config import load_model_config
     from recsys_spark.io.local import load_pairs, log_item_shares, vocab_size
-    from recsys_spark.training.spec import TrainSpec
+    from recsys_spark.training.spec import TrainSpec, settings_from_config
     from recsys_spark.training.worker import _Validator, build_model
 
     k = DATASETS[dataset][3]
@@ -63,17 +63,13 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
             raise SystemExit(f"no {folder}: build the lake first with bench/quality.py --datasets {dataset}")
         return folder
 
+    settings = settings_from_config(cfg)
+    settings.update(validation_k=k, epochs=epochs or tc.epochs, patience=patience or tc.patience)
     spec = TrainSpec(
         train_url=None, n_rows=0, n_users=vocab_size(path(S.USER_VOCAB), S.USER_IDX),
-        n_items=vocab_size(path(S.ITEM_VOCAB), S.ITEM_IDX), model=model_name, embedding_dim=tc.embedding_dim,
-        l2=tc.l2, epochs=epochs or tc.epochs, batch_size=tc.batch_size, learning_rate=tc.learning_rate, seed=tc.seed,
-        loss=tc.loss, negatives=tc.negatives, sampled_negatives=tc.sampled_negatives, sampler=tc.sampler,
-        n_layers=tc.n_layers, graph_path=path(S.GRAPH_EDGES),
-        sequences_path=path(S.SEQUENCES), item_features_path=path(S.ITEM_FEATURES),
-        title_hash_features=cfg.build.title_hash_features, item_content=tc.item_content,
-        max_len=cfg.build.sequence_length, heads=tc.heads, dropout=tc.dropout, train_path=path(S.TRAIN),
-        validation_path=path(S.VALIDATION), validation_k=k, validation_max_users=tc.validation_max_users,
-        patience=patience or tc.patience, lr_decay=tc.lr_decay)
+        n_items=vocab_size(path(S.ITEM_VOCAB), S.ITEM_IDX), graph_path=path(S.GRAPH_EDGES),
+        sequences_path=path(S.SEQUENCES), item_features_path=path(S.ITEM_FEATURES), train_path=path(S.TRAIN),
+        validation_path=path(S.VALIDATION), **settings)
     import tensorflow as tf
 
     from recsys_spark.models.losses import SEED_KEY

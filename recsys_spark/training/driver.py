@@ -12,7 +12,7 @@ from typing import Any, Dict
 from recsys_spark import schemas as S
 from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import MissingInputError
-from recsys_spark.training.spec import TrainResult, TrainSpec
+from recsys_spark.training.spec import TrainResult, TrainSpec, settings_from_config
 from recsys_spark.training.worker import train_worker
 
 
@@ -106,19 +106,11 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
             lake.delete(checkpoint_dir)
     spec = TrainSpec(
         train_url=lake.url(feed_path), feed_fields=feed_fields, n_rows=n_rows, n_users=int(n_users), n_items=int(n_items),
-        model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
-        learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, negatives=tc.negatives, shuffle_buffer=tc.shuffle_buffer,
-        sampled_negatives=tc.sampled_negatives, sampler=tc.sampler,
-        reader_workers=tc.reader_workers, train_path=local_train, validation_path=validation_path,
-        validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
-        lr_decay=tc.lr_decay,
-        checkpoint_dir=checkpoint_dir, resume=resume, n_layers=tc.n_layers,
+        train_path=local_train, validation_path=validation_path, checkpoint_dir=checkpoint_dir, resume=resume,
         graph_path=lake.local_path(lake.require_partition(S.GRAPH_EDGES, ds, hint)),
         sequences_path=lake.local_path(lake.require_partition(S.SEQUENCES, ds, hint)),
-        max_len=cfg.build.sequence_length, heads=tc.heads, dropout=tc.dropout,
         item_features_path=lake.local_path(lake.require_partition(S.ITEM_FEATURES, ds, hint)),
-        title_hash_features=cfg.build.title_hash_features, item_content=tc.item_content,
-    )
+        **settings_from_config(cfg))
     started = time.time()
     result = train_distributed(spark, spec, tc.num_proc)
     refit, refit_rows = None, n_rows

@@ -74,6 +74,20 @@ class TrainResult:
     all_rank_weights: Optional[List[List[Any]]] = None
 
 
+def settings_from_config(cfg) -> Dict[str, Any]:
+    """The TrainSpec fields that come from a PipelineConfig (model settings, sequence length, validation),
+    shared by the train job and bench/explore.py so that both train exactly the configured model."""
+    tc = cfg.train
+    return dict(
+        model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
+        learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, negatives=tc.negatives,
+        sampled_negatives=tc.sampled_negatives, sampler=tc.sampler, n_layers=tc.n_layers, heads=tc.heads,
+        dropout=tc.dropout, item_content=tc.item_content, title_hash_features=cfg.build.title_hash_features,
+        max_len=cfg.build.sequence_length, shuffle_buffer=tc.shuffle_buffer, reader_workers=tc.reader_workers,
+        validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
+        lr_decay=tc.lr_decay)
+
+
 def steps_per_epoch(n_rows: int, batch_size: int, size: int) -> int:
     """Identical on every rank: one pass over the data split across ranks, at least one step."""
     return max(1, n_rows // (batch_size * size))
