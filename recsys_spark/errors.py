@@ -15,3 +15,8 @@ class MissingInputError(UserError):
 
 class DataQualityError(UserError):
     """Input rows could not be accounted for, or a quality gate failed."""
+
+
+class NumericalBreakdown(UserError):
+    """A fit failed numerically at one setting (e.g. a factorisation broke down in float32); the message
+    names the setting to change. A grid search skips such a point and records why."""

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from recsys_spark.baselines import ease, item_knn, markov, popularity
-from recsys_spark.errors import ConfigError
+from recsys_spark.baselines.train import refit_best, search_grid
+from recsys_spark.errors import ConfigError, NumericalBreakdown
 from recsys_spark.evaluate.scorers import ProfileScorer
 from recsys_spark.io.local import Histories, SplitData
 
@@ -56,6 +57,50 @@ def test_ease_matches_the_numpy_closed_form(layout):
 def test_ease_refuses_catalogues_above_max_items():
     with pytest.raises(ConfigError, match=r"above ease.max_items=3.*Raise ease.max_items"):
         ease.fit(split({0: [0, 1]}), {"l2": 1.0}, max_items=3)
+
+
+def test_ease_breakdown_is_one_error_that_names_a_larger_l2():
+    data = split({0: [0, 1], 1: [1, 2]})  # item 3 has no user: XᵀX - 0.5 I has a negative pivot
+    with pytest.raises(NumericalBreakdown, match=r"XᵀX \+ -0.5 I broke down .* at column \d+ of 4.*ease.l2, e.g. 2"):
+        ease.fit(data, {"l2": -0.5})
+
+
+def _ease_reference(x, l2):
+    p = np.linalg.inv(x.T @ x + l2 * np.eye(x.shape[1]))
+    return -p / np.diag(p)[None, :]
+
+
+def test_grid_search_skips_a_breakdown_and_the_refit_falls_back_to_the_next_best():
+    train = {0: [0, 1], 1: [1, 2], 2: [0, 2, 3]}
+    data = split(train)
+    x = np.zeros((3, 4))
+    for user, items in train.items():
+        x[user, items] = 1.0
+
+    def validate(scorer):  # a stand-in metric that depends on the fitted matrix: B[0, 1]
+        return {"ndcg": float(scorer.matrix[0, 1]), "recall": 0.0, "n_users": 3}
+
+    grid = [{"l2": -5.0}, {"l2": 1.0}, {"l2": 10.0}]
+    trials = search_grid(lambda d, p: ease.fit(d, p), grid, data, validate)
+    assert [t["params"] for t in trials] == grid
+    assert "broke down" in trials[0]["error"] and "ndcg" not in trials[0]
+    for trial in trials[1:]:
+        expected = _ease_reference(x, trial["params"]["l2"])[0, 1]
+        assert trial["ndcg"] == pytest.approx(expected, rel=1e-4)
+    best, second = sorted(trials[1:], key=lambda t: -t["ndcg"])
+
+    def fit_breaking_at_best(d, params):
+        if params == best["params"]:
+            raise NumericalBreakdown("refit broke down")
+        return ease.fit(d, params)
+
+    scorer, chosen, errors = refit_best(fit_breaking_at_best, data, trials)
+    assert chosen is second and errors == [{"params": best["params"], "error": "refit broke down"}]
+    np.testing.assert_allclose(scorer.matrix[0, 1], second["ndcg"], rtol=1e-5)
+    with pytest.raises(NumericalBreakdown, match="every grid point broke down"):
+        search_grid(lambda d, p: ease.fit(d, p), [{"l2": -5.0}], data, validate)
+    with pytest.raises(NumericalBreakdown, match="refit on train \\+ validation broke down at every"):
+        refit_best(lambda d, p: (_ for _ in ()).throw(NumericalBreakdown("no")), data, trials)
 
 
 def test_markov_scores_transitions_from_the_last_items_with_decay():

@@ -9,7 +9,7 @@ from typing import Dict
 
 import numpy as np
 
-from recsys_spark.errors import ConfigError
+from recsys_spark.errors import ConfigError, NumericalBreakdown
 from recsys_spark.evaluate.scorers import ItemItemScorer
 from recsys_spark.io.local import SplitData
 
@@ -28,10 +28,14 @@ def ease_matrix(x, l2: float, block: int = 2048) -> np.ndarray:
     # gram.T is the same symmetric matrix in Fortran order, so LAPACK works on it without a copy.
     factor, info = lapack.spotrf(gram.T, lower=1, overwrite_a=1, clean=0)
     if info != 0:
-        raise ValueError(f"EASE: the Gram matrix + {l2} I is not positive definite (LAPACK info {info}); raise ease.l2")
+        # XᵀX + λI is positive definite in exact arithmetic for λ > 0; a breakdown is float32 rounding in
+        # the last, smallest pivots (or λ <= 0), so a larger λ is the remedy.
+        raise NumericalBreakdown(
+            f"EASE: the Cholesky factorisation of XᵀX + {l2:g} I broke down in float32 at column {info} of {n} "
+            f"(λ too small for single precision at this size); add a larger value to ease.l2, e.g. {2 * max(l2, 1.0):g}")
     _, info = lapack.spotri(factor, lower=1, overwrite_c=1)
     if info != 0:
-        raise ValueError(f"EASE: inversion failed (LAPACK info {info})")
+        raise NumericalBreakdown(f"EASE: inverting XᵀX + {l2:g} I failed (LAPACK info {info}); add a larger value to ease.l2")
     # The inverse sits in the upper triangle (row-major view): mirror it block by block, without a copy.
     for start in range(0, n, block):
         stop = min(n, start + block)

@@ -4,11 +4,12 @@ NDCG@K (never test), export its scorer to ``models/<model>/ds=<ds>/`` with ``met
 from __future__ import annotations
 
 import time
-from typing import Any, Dict
+from typing import Any, Callable, Dict, List, Tuple
 
 from recsys_spark import schemas as S
 from recsys_spark.baselines import grid_of, registry
 from recsys_spark.config import PipelineConfig
+from recsys_spark.errors import NumericalBreakdown
 from recsys_spark.evaluate.offline import validation_metrics
 from recsys_spark.io import local
 from recsys_spark.model_store import save_scorer_bundle
@@ -27,24 +28,23 @@ def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.Sp
         path = lake.require_partition(S.ITEM_FEATURES, ds, f"run `python -m jobs.build_tables --ds {ds}` first.")
         extra["item_features"] = local.read_item_features(lake.local_path(path), data.n_items)
     fit = registry()[name].fit
-    trials, best = [], None
-    for params in grid_of(name, cfg):
-        fit_started = time.time()
-        scorer = fit(data, params, **extra)
-        scores = validation_metrics(scorer, data, cfg.evaluate.k, cfg.train.validation_max_users, cfg.train.seed)
-        trials.append(dict(params=params, ndcg=scores["ndcg"], recall=scores["recall"], n_users=scores["n_users"],
-                           fit_s=round(time.time() - fit_started, 2)))
-        if best is None or scores["ndcg"] > best["ndcg"]:
-            best = trials[-1]
-        del scorer  # an EASE matrix is n_items² floats: never hold two
-    validation_ndcg, params = best["ndcg"], best["params"]
+
+    def fit_on(split, params):
+        return fit(split, params, **extra)
+
+    def validate(scorer):
+        return validation_metrics(scorer, data, cfg.evaluate.k, cfg.train.validation_max_users, cfg.train.seed)
+
+    trials = search_grid(fit_on, grid_of(name, cfg), data, validate)
     # Every model is refit on train + validation for the test, with the settings validation chose; at test
     # time the history it reads holds the validation interaction too.
-    scorer = fit(data.with_validation_in_train(), params, **extra)
+    scorer, best, refit_errors = refit_best(fit_on, data.with_validation_in_train(), trials)
+    validation_ndcg, params = best["ndcg"], best["params"]
     version = model_version(cfg, ds)
     metadata = {
         "model": name, "model_version": version, "ds": ds, "family": "baseline",
-        "params": params, "grid": trials, "refit_on_train_and_validation": True, "validation_ndcg": validation_ndcg,
+        "params": params, "grid": trials, "refit_on_train_and_validation": True, "refit_errors": refit_errors,
+        "validation_ndcg": validation_ndcg,
         "validation": [{"epoch": 1, "ndcg": validation_ndcg, "recall": best["recall"], "n_users": best["n_users"]}],
         "best_epoch": None, "epochs_run": 1, "epoch_losses": [], "num_proc": 1, "stopped_early": False,
         "train_rows": int(len(data.train.items)),
@@ -54,3 +54,38 @@ def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.Sp
     }
     metadata["path"] = save_scorer_bundle(lake, name, ds, scorer, metadata)
     return metadata
+
+
+def search_grid(fit: Callable, grid: List[Dict], data, validate: Callable) -> List[Dict]:
+    """Fits every grid point on train and scores it on validation. A point whose fit breaks down
+    numerically is recorded with its error and skipped; if every point does, the last error is raised."""
+    trials, last_error = [], None
+    for params in grid:
+        fit_started = time.time()
+        try:
+            scorer = fit(data, params)
+        except NumericalBreakdown as err:
+            last_error = err
+            trials.append(dict(params=params, error=str(err), fit_s=round(time.time() - fit_started, 2)))
+            continue
+        scores = validate(scorer)
+        trials.append(dict(params=params, ndcg=scores["ndcg"], recall=scores["recall"], n_users=scores["n_users"],
+                           fit_s=round(time.time() - fit_started, 2)))
+        del scorer  # an EASE matrix is n_items² floats: never hold two
+    if all("error" in t for t in trials):
+        raise NumericalBreakdown(f"every grid point broke down; the last: {last_error}")
+    return trials
+
+
+def refit_best(fit: Callable, data, trials: List[Dict]) -> Tuple[Any, Dict, List[Dict]]:
+    """Refits the best validated point on ``data``; if that breaks down, the next best, and so on (each
+    breakdown is returned for the metadata). Raises the last breakdown when none refits."""
+    ranked = sorted((t for t in trials if "error" not in t), key=lambda t: -t["ndcg"])
+    errors = []
+    for trial in ranked:
+        try:
+            return fit(data, trial["params"]), trial, errors
+        except NumericalBreakdown as err:
+            errors.append(dict(params=trial["params"], error=str(err)))
+    raise NumericalBreakdown(f"the refit on train + validation broke down at every validated setting; "
+                             f"the last: {errors[-1]['error']}")
