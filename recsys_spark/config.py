@@ -119,6 +119,7 @@ class PipelineConfig:
             "train.sampled_negatives": self.train.sampled_negatives,
             "evaluate.k": self.evaluate.k,
             "score.top_n": self.score.top_n,
+            "score.keep_versions": self.score.keep_versions,
             "build.lookback_days": self.build.lookback_days,
             "build.min_items_for_split": self.build.min_items_for_split,
             "build.train_files_per_rank": self.build.train_files_per_rank,

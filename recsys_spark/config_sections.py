@@ -142,6 +142,7 @@ class ScoreConfig:
 
     top_n: int = 20
     users_per_batch: int = 512
+    keep_versions: int = 3  # published versions kept per day (for jobs.publish --rollback), the current included
 
 
 # Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best

@@ -1,5 +1,5 @@
-"""Batch scoring: the top-N unseen items per active user from the model the gate approved, written
-atomically to ``recommendations/ds=<ds>/`` (``_SUCCESS`` last)."""
+"""Batch scoring: the top-N unseen items per active user from the model the gate approved, published as a
+new validated version of ``recommendations`` for the day (``recsys_spark/publication.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Dict
 
 from pyspark.sql import functions as F
 
+from recsys_spark import publication
 from recsys_spark import schemas as S
 from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
@@ -60,8 +61,12 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
         .repartition(S.USER_ID)
         .sortWithinPartitions(S.USER_ID, S.RANK)
     )
-    path = lake.write_table(recs_df, S.RECOMMENDATIONS, ds)
-    summary = spark.read.parquet(path).agg(F.countDistinct(S.USER_ID).alias("users"),
-                                           F.count(F.lit(1)).alias("rows")).first()
-    return {"path": path, "users": summary["users"], "rows": summary["rows"], "model": model.name,
-            "model_version": model.version, "top_n": cfg.score.top_n}
+    seen_df = (interactions_df.select(S.USER_IDX, S.ITEM_IDX).distinct()
+               .join(user_vocab_df, on=S.USER_IDX).join(item_vocab_df, on=S.ITEM_IDX).select(S.USER_ID, S.ITEM_ID))
+    expect = publication.Expectations(seen_df, cfg.score.top_n, len(seen_items), model.version)
+    details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
+               "top_n": cfg.score.top_n}
+    manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
+    return {"path": lake.partition_path(S.RECOMMENDATIONS, ds), "version_path": manifest["path"],
+            "version": manifest["version"], "users": manifest["users"], "rows": manifest["rows"],
+            "model": model.name, "model_version": model.version, "top_n": cfg.score.top_n}

@@ -23,13 +23,16 @@ def read_decision(lake, ds: str) -> Optional[Dict]:
 
 
 def published_model(lake, ds: str) -> Optional[Dict]:
-    """The approved model behind the newest ``recommendations`` partition before ``ds``, if any."""
-    for earlier in reversed([d for d in lake.list_partitions(S.RECOMMENDATIONS) if d < ds]):
-        decision = read_decision(lake, earlier)
-        if decision and decision.get("passed"):
-            return {"model": decision["champion"], "model_version": decision["champion_version"],
-                    "model_ds": decision["champion_ds"], "published_ds": earlier}
-    return None
+    """The model behind the current version of the newest published day before ``ds`` (a rollback
+    included), from its manifest; None when nothing was published before."""
+    from recsys_spark import publication
+
+    earlier = [d for d in publication.published_days(lake) if d < ds]
+    if not earlier:
+        return None
+    manifest = publication.current(lake, earlier[-1])
+    return {"model": manifest["model"], "model_version": manifest["model_version"],
+            "model_ds": manifest["model_ds"], "published_ds": earlier[-1]}
 
 
 def _value(rows: List[Dict], model: str, version: str, split: str, metric: str, k: int) -> Optional[float]:

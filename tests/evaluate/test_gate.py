@@ -3,6 +3,7 @@ version, and a refused day keeps yesterday's table."""
 
 import pytest
 
+from recsys_spark import publication
 from recsys_spark import schemas as S
 from recsys_spark.config import load_config
 from recsys_spark.errors import DataQualityError, MissingInputError
@@ -54,7 +55,9 @@ def test_a_refused_gate_keeps_yesterdays_recommendations(spark, lake):
     lake.write_json(S.GATE_DECISIONS, D1, "decision.json", {"passed": True, "champion": "mf", "champion_version": "v1",
                                                             "champion_ds": D1})
     yesterday = spark.createDataFrame([("u1", "i1", 1, 0.5, "mf", "v1")], S.RECOMMENDATIONS_SCHEMA)
-    lake.write_table(yesterday, S.RECOMMENDATIONS, D1)
+    seen = spark.createDataFrame([("u1", "i0")], [S.USER_ID, S.ITEM_ID])
+    publication.publish(spark, lake, D1, yesterday, publication.Expectations(seen, 1, 2, "v1"),
+                        {"model": "mf", "model_version": "v1", "model_ds": D1}, keep=3)
     assert published_model(lake, D2) == {"model": "mf", "model_version": "v1", "model_ds": D1, "published_ds": D1}
     # Today: the champion loses to popularity on test.
     today = rows({("mf", "v2"): 0.3, ("markov", "k2"): 0.2, ("popularity", "p"): 0.1}, "validation") + rows(

@@ -1,0 +1,221 @@
+"""Versioned, validated, atomic publication of the ``recommendations`` table.
+
+Layout under ``<lake>/recommendations/``::
+
+    _versions/ds=<ds>/v=<version>/   one scoring run's table (Parquet); ``_MANIFEST.json`` once valid
+    _versions/ds=<ds>/_CURRENT       JSON manifest of the version that is current for that day
+    _LATEST                          JSON manifest of the newest day's current version (what readers follow)
+    ds=<ds>                          the current version for Spark readers (a symlink on a local lake)
+
+A run writes a new version, validates it, marks it valid, then switches ``ds=<ds>``, ``_CURRENT`` and
+``_LATEST``, each in one rename, and prunes old versions beyond ``score.keep_versions``. A crash at any step
+leaves the previous version current and readable; the next run removes versions that never became valid.
+``python -m jobs.publish --rollback --ds D`` makes an earlier valid version of D current.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys_spark import schemas as S
+from recsys_spark.errors import DataQualityError, MissingInputError
+
+VERSIONS = "_versions"
+CURRENT = "_CURRENT"
+LATEST = "_LATEST"
+VALID = "_MANIFEST.json"  # written once a version passed validation: its manifest
+
+
+@dataclass
+class Expectations:
+    """What a valid table for one day holds.
+
+    Args:
+        seen_df: (user_id, item_id) of every active user's history up to ds: every such user must get a
+            list, and none of these pairs may be recommended.
+        top_n: list length, unless the user has fewer unseen candidates.
+        n_candidates: how many items can be recommended at all.
+        model_version: the version the gate approved; every row must carry it.
+    """
+
+    seen_df: DataFrame
+    top_n: int
+    n_candidates: int
+    model_version: str
+
+
+def day_root(lake, ds: str) -> str:
+    return f"{lake.table_path(S.RECOMMENDATIONS)}/{VERSIONS}/ds={ds}"
+
+
+def version_path(lake, ds: str, version: str) -> str:
+    return f"{day_root(lake, ds)}/v={version}"
+
+
+def new_version() -> str:
+    """Sorts by creation time: ``20261130T012345Z-1a2b3c``."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+def valid_versions(lake, ds: str) -> List[str]:
+    """The day's versions that passed validation, oldest first."""
+    root = day_root(lake, ds)
+    return [name[2:] for name in lake.list_names(root)
+            if name.startswith("v=") and lake.exists(f"{root}/{name}/{VALID}")]
+
+
+def current(lake, ds: str) -> Optional[Dict]:
+    path = f"{day_root(lake, ds)}/{CURRENT}"
+    return json.loads(lake.read_text(path)) if lake.exists(path) else None
+
+
+def latest(lake) -> Optional[Dict]:
+    path = f"{lake.table_path(S.RECOMMENDATIONS)}/{LATEST}"
+    return json.loads(lake.read_text(path)) if lake.exists(path) else None
+
+
+def published_days(lake) -> List[str]:
+    """Days with a current version, sorted."""
+    root = f"{lake.table_path(S.RECOMMENDATIONS)}/{VERSIONS}"
+    return [name[3:] for name in lake.list_names(root)
+            if name.startswith("ds=") and lake.exists(f"{root}/{name}/{CURRENT}")]
+
+
+def clean_staging(lake) -> List[str]:
+    """Removes versions that never passed validation (left by a crash or a failed check) and temporary
+    files of interrupted switches; returns what it removed."""
+    table = lake.table_path(S.RECOMMENDATIONS)
+    removed = [f"{table}/{name}" for name in lake.list_names(table) if name.startswith("_tmp-")]
+    for name in lake.list_names(f"{table}/{VERSIONS}"):
+        day = f"{table}/{VERSIONS}/{name}"
+        for entry in lake.list_names(day):
+            path = f"{day}/{entry}"
+            if entry.startswith("_tmp-") or (entry.startswith("v=") and not lake.exists(f"{path}/{VALID}")):
+                removed.append(path)
+    for path in removed:
+        lake.delete(path)
+    return removed
+
+
+def write_version(lake, ds: str, version: str, recs_df: DataFrame) -> str:
+    path = version_path(lake, ds, version)
+    lake.write_parquet(recs_df, path)
+    return path
+
+
+def validate_version(spark, path: str, expect: Expectations) -> Dict:
+    """Checks a written version; raises DataQualityError listing every failed check."""
+    recs = spark.read.parquet(path)
+    columns = S.RECOMMENDATIONS_SCHEMA.fieldNames()
+    nulls = recs.filter(" OR ".join(f"`{c}` IS NULL" for c in columns)).count()
+    seen = recs.join(expect.seen_df, [S.USER_ID, S.ITEM_ID], "inner").count()
+    versions = sorted(r[0] for r in recs.select(S.MODEL_VERSION).distinct().collect() if r[0] is not None)
+    per_user = recs.groupBy(S.USER_ID).agg(F.count(F.lit(1)).alias("n"), F.countDistinct(S.ITEM_ID).alias("d"))
+    history = expect.seen_df.groupBy(S.USER_ID).agg(F.countDistinct(S.ITEM_ID).alias("s"))
+    # (least() skips nulls: users who are not active, s null, are counted apart)
+    expected_n = F.when(F.col("s").isNotNull(), F.least(F.lit(expect.top_n), F.lit(expect.n_candidates) - F.col("s")))
+    counts = history.join(per_user, S.USER_ID, "full_outer").agg(
+        F.sum(F.col("n").isNull().cast("long")).alias("uncovered"),
+        F.sum(F.col("s").isNull().cast("long")).alias("unknown"),
+        F.sum((F.col("n") != F.col("d")).cast("long")).alias("duplicated"),
+        F.sum((F.col("n") != expected_n).cast("long")).alias("wrong_length"),
+        F.count(F.col("n")).alias("users"), F.sum("n").alias("rows"),
+    ).first().asDict()
+    problems = []
+    if nulls:
+        problems.append(f"{nulls} row(s) with a null")
+    if seen:
+        problems.append(f"{seen} recommended item(s) already in the user's history")
+    if versions != [expect.model_version]:
+        problems.append(f"model_version {versions} instead of the approved {expect.model_version}")
+    for key, text in (("uncovered", "active user(s) without a list"), ("unknown", "user(s) who are not active"),
+                      ("duplicated", "user(s) with a repeated item"),
+                      ("wrong_length", f"user(s) whose list is not {expect.top_n} long (or every unseen item)")):
+        if counts[key]:
+            problems.append(f"{counts[key]} {text}")
+    if problems:
+        raise DataQualityError(f"the new recommendations at {path} failed validation: {'; '.join(problems)}. "
+                               f"Nothing was published: the current version stays; the next run removes this one.")
+    return {"users": int(counts["users"] or 0), "rows": int(counts["rows"] or 0)}
+
+
+def mark_valid(lake, path: str, manifest: Dict) -> None:
+    lake.write_text(f"{path}/{VALID}", json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def switch_partition(lake, ds: str, version: str) -> None:
+    lake.point(lake.partition_path(S.RECOMMENDATIONS, ds), version_path(lake, ds, version))
+
+
+def write_current(lake, ds: str, manifest: Dict) -> None:
+    lake.write_text_atomic(f"{day_root(lake, ds)}/{CURRENT}", json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def write_latest(lake) -> Optional[Dict]:
+    """Points ``_LATEST`` at the newest day's current version."""
+    days = published_days(lake)
+    if not days:
+        return None
+    manifest = current(lake, days[-1])
+    lake.write_text_atomic(f"{lake.table_path(S.RECOMMENDATIONS)}/{LATEST}",
+                           json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def prune_versions(lake, ds: str, keep: int) -> List[str]:
+    """Deletes the day's oldest valid versions beyond ``keep``, never the current one."""
+    now = (current(lake, ds) or {}).get("version")
+    older = [v for v in valid_versions(lake, ds) if v != now]
+    doomed = older[:max(0, len(older) - max(keep - 1, 0))]
+    for version in doomed:
+        lake.delete(version_path(lake, ds, version))
+    return doomed
+
+
+def make_current(lake, ds: str, manifest: Dict, keep: int) -> Dict:
+    """Switches the day's pointer, its manifest and ``_LATEST`` to ``manifest``'s version, then prunes."""
+    switch_partition(lake, ds, manifest["version"])
+    write_current(lake, ds, manifest)
+    write_latest(lake)
+    manifest = dict(manifest, pruned=prune_versions(lake, ds, keep))
+    return manifest
+
+
+def publish(spark, lake, ds: str, recs_df: DataFrame, expect: Expectations, details: Dict, keep: int) -> Dict:
+    """Writes, validates and publishes one scoring run's table; returns its manifest."""
+    clean_staging(lake)
+    version = new_version()
+    path = write_version(lake, ds, version, recs_df)
+    summary = validate_version(spark, path, expect)
+    manifest = dict(details, ds=ds, version=version, path=path, published_at_utc=time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), previous_version=(current(lake, ds) or {}).get("version"), **summary)
+    mark_valid(lake, path, manifest)
+    return make_current(lake, ds, manifest, keep)
+
+
+def rollback(lake, ds: str, version: Optional[str], keep: int) -> Dict:
+    """Makes ``version`` (default: the newest valid version older than the current one) current for ``ds``."""
+    now = current(lake, ds)
+    if now is None:
+        raise MissingInputError(f"nothing is published for ds={ds}: there is nothing to roll back")
+    versions = valid_versions(lake, ds)
+    if version is None:
+        older = [v for v in versions if v < now["version"]]
+        if not older:
+            raise MissingInputError(f"ds={ds} has no valid version older than the current {now['version']} "
+                                    f"(kept: {versions}); nothing to roll back to")
+        version = older[-1]
+    elif version not in versions:
+        raise MissingInputError(f"ds={ds} has no valid version {version!r}; kept: {versions}")
+    manifest = json.loads(lake.read_text(f"{version_path(lake, ds, version)}/{VALID}"))
+    manifest = dict(manifest, rolled_back_from=now["version"],
+                    rolled_back_at_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return make_current(lake, ds, manifest, keep=max(keep, len(versions)))
+

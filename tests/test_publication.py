@@ -1,0 +1,135 @@
+"""Versioned publication of recommendations: validation before the switch, the pointer and manifests that
+readers follow, a crash at each step leaving the previous version readable, pruning and rollback."""
+
+import json
+import os
+
+import pytest
+
+from recsys_spark import publication
+from recsys_spark import schemas as S
+from recsys_spark.errors import DataQualityError, MissingInputError
+
+from .conftest import TEST_CONF
+from .test_pipeline_e2e import run_job
+
+D1, D2 = "2026-11-26", "2026-11-27"
+# Catalogue i0..i3; u1 has seen i0, u2 has seen i0..i2 (so u2 has 1 unseen item left at top_n 2).
+SEEN = [("u1", "i0"), ("u2", "i0"), ("u2", "i1"), ("u2", "i2")]
+
+
+def recs(spark, rows, version="v1"):
+    """rows: [(user, item, rank)]"""
+    return spark.createDataFrame([(u, i, r, 1.0 / r, "mf", version) for u, i, r in rows], S.RECOMMENDATIONS_SCHEMA)
+
+
+def good(spark, first="i1", version="v1"):
+    return recs(spark, [("u1", first, 1), ("u1", "i3", 2), ("u2", "i3", 1)], version)
+
+
+def expect(spark, version="v1"):
+    return publication.Expectations(spark.createDataFrame(SEEN, [S.USER_ID, S.ITEM_ID]), 2, 4, version)
+
+
+def publish(spark, lake, df, ds=D1, version="v1", keep=3):
+    details = {"model": "mf", "model_version": version, "model_ds": ds, "top_n": 2}
+    return publication.publish(spark, lake, ds, df, expect(spark, version), details, keep)
+
+
+def rows_at(spark, path):
+    return sorted((r[S.USER_ID], r[S.ITEM_ID], r[S.RANK]) for r in spark.read.parquet(path).collect())
+
+
+def test_publish_switches_the_partition_and_the_manifests(spark, lake):
+    first = publish(spark, lake, good(spark, "i1"))
+    second = publish(spark, lake, good(spark, "i2"))
+    link = lake.partition_path(S.RECOMMENDATIONS, D1)
+    assert os.path.islink(link) and lake.pointed_at(link) == os.path.realpath(second["path"])
+    assert rows_at(spark, link) == [("u1", "i2", 1), ("u1", "i3", 2), ("u2", "i3", 1)]
+    # Spark readers of the whole table see the current version only, with ds as a partition column.
+    table = spark.read.parquet(lake.table_path(S.RECOMMENDATIONS))
+    assert sorted((r[S.ITEM_ID], str(r["ds"])) for r in table.filter("user_id = 'u1'").collect()) == [
+        ("i2", D1), ("i3", D1)]
+    latest = publication.latest(lake)
+    assert latest == publication.current(lake, D1)
+    assert (latest["version"], latest["previous_version"], latest["users"], latest["rows"]) == (
+        second["version"], first["version"], 2, 3)
+    assert rows_at(spark, latest["path"]) == rows_at(spark, link)
+    assert publication.valid_versions(lake, D1) == sorted([first["version"], second["version"]])
+    # A backfill of an earlier day does not move _LATEST off the newest day.
+    publish(spark, lake, good(spark), ds=D2)
+    publish(spark, lake, good(spark), ds=D1)
+    assert publication.latest(lake)["ds"] == D2
+
+
+def test_an_invalid_table_is_not_published_and_every_problem_is_named(spark, lake):
+    before = publish(spark, lake, good(spark))
+    seen_twice = [("u1", "i0", 1), ("u1", "i0", 2)]  # seen, and repeated; u2 left out; u9 is not active
+    with pytest.raises(DataQualityError) as refused:
+        publish(spark, lake, recs(spark, seen_twice + [("u9", "i3", 1)], "v0"))
+    assert str(refused.value).split("failed validation: ")[1].split(". Nothing")[0] == (
+        "2 recommended item(s) already in the user's history; model_version ['v0'] instead of the approved v1; "
+        "1 active user(s) without a list; 1 user(s) who are not active; 1 user(s) with a repeated item")
+    with pytest.raises(DataQualityError, match=r"failed validation: 1 user\(s\) whose list is not 2 long"):
+        publish(spark, lake, recs(spark, [("u1", "i1", 1), ("u2", "i3", 1)]))
+    assert publication.current(lake, D1)["version"] == before["version"]
+    assert rows_at(spark, lake.partition_path(S.RECOMMENDATIONS, D1)) == rows_at(spark, before["path"])
+    assert publication.valid_versions(lake, D1) == [before["version"]]
+    versions = [n for n in lake.list_names(publication.day_root(lake, D1)) if n.startswith("v=")]
+    assert len(versions) == 2  # the last refused one waits for the next run (which removed the first)
+    publish(spark, lake, good(spark, "i2"))
+    assert len([n for n in lake.list_names(publication.day_root(lake, D1)) if n.startswith("v=")]) == 2
+
+
+STEPS = ["write_version", "validate_version", "mark_valid", "switch_partition", "write_current", "write_latest",
+         "prune_versions"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_crash_at_any_step_leaves_a_whole_version_readable(spark, lake, monkeypatch, step):
+    old = publish(spark, lake, good(spark, "i1"), keep=1)
+    old_rows = rows_at(spark, old["path"])
+    real = getattr(publication, step)
+
+    def crash(*args, **kwargs):
+        if step == "write_version":  # half a table on disk, then the crash
+            lake.write_text(f"{publication.version_path(lake, args[1], args[2])}/part-00000.parquet", "half")
+        raise RuntimeError(f"crash in {step}")
+
+    monkeypatch.setattr(publication, step, crash)
+    with pytest.raises(RuntimeError, match=f"crash in {step}"):
+        publish(spark, lake, good(spark, "i2"), keep=1)
+    new_rows = [("u1", "i2", 1), ("u1", "i3", 2), ("u2", "i3", 1)]
+    switched = STEPS.index(step) > STEPS.index("switch_partition")
+    assert rows_at(spark, lake.partition_path(S.RECOMMENDATIONS, D1)) == (new_rows if switched else old_rows)
+    latest = publication.latest(lake)
+    assert rows_at(spark, latest["path"]) == (new_rows if step == "prune_versions" else old_rows)
+    monkeypatch.setattr(publication, step, real)
+    # The next run removes what the crash left and publishes.
+    third = publish(spark, lake, good(spark, "i2"), keep=1)
+    assert publication.valid_versions(lake, D1) == [third["version"]]  # keep=1: only the current
+    names = lake.list_names(publication.day_root(lake, D1)) + lake.list_names(lake.table_path(S.RECOMMENDATIONS))
+    assert not [n for n in names if n.startswith("_tmp-")]
+    assert rows_at(spark, lake.partition_path(S.RECOMMENDATIONS, D1)) == new_rows
+
+
+def test_keep_versions_and_rollback(spark, lake):
+    published = [publish(spark, lake, good(spark, item), keep=3)["version"] for item in ("i1", "i2", "i1", "i2")]
+    assert publication.valid_versions(lake, D1) == published[1:]  # the oldest was pruned
+    back = publication.rollback(lake, D1, None, keep=3)
+    assert (back["version"], back["rolled_back_from"]) == (published[2], published[3])
+    assert publication.latest(lake)["version"] == published[2]
+    assert rows_at(spark, lake.partition_path(S.RECOMMENDATIONS, D1))[0] == ("u1", "i1", 1)
+    with pytest.raises(MissingInputError, match="has no valid version 'nope'"):
+        publication.rollback(lake, D1, "nope", keep=3)
+    # The job: --rollback --version picks one; without --rollback it lists the kept versions.
+    out = run_job("jobs.publish", "--ds", D1, "--lake", lake.root, "--conf", TEST_CONF, "--rollback",
+                  "--version", published[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"version {published[1]} (mf v1) is current again, instead of {published[2]}" in out.stdout
+    assert f"[publish] * {published[1]}" in out.stdout and f"[publish]   {published[3]}" in out.stdout
+    latest = json.loads(open(os.path.join(lake.table_path(S.RECOMMENDATIONS), "_LATEST")).read())
+    assert latest["version"] == published[1] and latest["rolled_back_from"] == published[2]
+    assert rows_at(spark, lake.partition_path(S.RECOMMENDATIONS, D1))[0] == ("u1", "i2", 1)
+    missing = run_job("jobs.publish", "--ds", D2, "--lake", lake.root, "--conf", TEST_CONF, "--rollback")
+    assert missing.returncode == 2 and "nothing is published for ds=2026-11-27" in missing.stderr
