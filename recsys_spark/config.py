@@ -120,6 +120,8 @@ class PipelineConfig:
             "evaluate.k": self.evaluate.k,
             "score.top_n": self.score.top_n,
             "score.keep_versions": self.score.keep_versions,
+            "score.min_history": self.score.min_history,
+            "score.fallback_recent_days": self.score.fallback_recent_days,
             "build.lookback_days": self.build.lookback_days,
             "build.min_items_for_split": self.build.min_items_for_split,
             "build.train_files_per_rank": self.build.train_files_per_rank,

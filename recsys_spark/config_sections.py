@@ -143,6 +143,8 @@ class ScoreConfig:
     top_n: int = 20
     users_per_batch: int = 512
     keep_versions: int = 3  # published versions kept per day (for jobs.publish --rollback), the current included
+    min_history: int = 1  # users with fewer interactions get a fallback list (reason column)
+    fallback_recent_days: float = 7.0  # popularity_fallback counts users of the last days before ds
 
 
 # Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best

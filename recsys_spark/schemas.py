@@ -176,6 +176,7 @@ RECOMMENDATIONS_SCHEMA = T.StructType(
         T.StructField(SCORE, T.FloatType(), False),
         T.StructField(MODEL, T.StringType(), False),
         T.StructField(MODEL_VERSION, T.StringType(), False),
+        T.StructField(REASON, T.StringType(), False),  # model, content_fallback or popularity_fallback
     ]
 )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Dict
 
+import numpy as np
+
 from pyspark.sql import functions as F
 
 from recsys_spark import publication
@@ -33,8 +35,6 @@ def approved_model(lake, ds: str) -> Dict:
 
 def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
     """Writes top-``score.top_n`` unseen items per active user of the approved model version."""
-    import numpy as np
-
     decision = approved_model(lake, ds)
     hint = f"run `python -m jobs.build_tables --ds {ds} --lake {lake.root}` first."
     interactions_df = lake.read_table(S.INTERACTIONS, ds, hint)
@@ -49,15 +49,16 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
     users_df = interactions_df.groupBy(S.USER_IDX).agg(ordered.alias("_h")).select(
         S.USER_IDX, F.transform("_h", lambda s: s[S.ITEM_IDX]).alias(S.HISTORY))
     seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
-    top_df = top_k_spark(users_df, padded(model.scorer, n_items), candidates_of(seen_items, n_items),
-                         cfg.score.top_n, cfg.score.users_per_batch)
+    candidates = candidates_of(seen_items, n_items)
+    top_df = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df, users_df,
+                              padded(model.scorer, n_items), candidates, n_items)
     user_vocab_df = lake.read_table(S.USER_VOCAB, ds, hint).select(S.USER_IDX, S.USER_ID)
     item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
     recs_df = (
         top_df.join(user_vocab_df, on=S.USER_IDX)
         .join(item_vocab_df, on=S.ITEM_IDX)
         .select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE,
-                F.lit(model.name).alias(S.MODEL), F.lit(model.version).alias(S.MODEL_VERSION))
+                F.lit(model.name).alias(S.MODEL), F.lit(model.version).alias(S.MODEL_VERSION), S.REASON)
         .repartition(S.USER_ID)
         .sortWithinPartitions(S.USER_ID, S.RANK)
     )
@@ -67,6 +68,34 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
     details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
                "top_n": cfg.score.top_n}
     manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
+    reasons = {r[S.REASON]: r["users"] for r in spark.read.parquet(manifest["path"]).groupBy(S.REASON)
+               .agg(F.countDistinct(S.USER_ID).alias("users")).collect()}
     return {"path": lake.partition_path(S.RECOMMENDATIONS, ds), "version_path": manifest["path"],
             "version": manifest["version"], "users": manifest["users"], "rows": manifest["rows"],
-            "model": model.name, "model_version": model.version, "top_n": cfg.score.top_n}
+            "users_by_reason": reasons, "model": model.name, "model_version": model.version,
+            "top_n": cfg.score.top_n}
+
+
+def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,
+                     candidates, n_items: int):
+    """Top-N rows (user_idx, item_idx, rank, score, reason) for every user of ``users_df``: the model's
+    where it can score the user, else a fallback (``recsys_spark/fallback.py``)."""
+    from recsys_spark import fallback
+    from recsys_spark.evaluate.scorers import ItemPriorScorer, ProfileScorer
+    from recsys_spark.io import local
+
+    features_path = lake.require_partition(S.ITEM_FEATURES, ds, f"run `python -m jobs.build_tables --ds {ds}` first.")
+    features = local.read_item_features(lake.local_path(features_path), n_items)
+    content_items = [int(i) for i in np.flatnonzero(np.diff(features.indptr) > 0)]
+    content_items_df = lake.spark.createDataFrame([(i,) for i in content_items], f"{S.ITEM_IDX} int")
+    trained_df = (lake.read_table(S.INTERACTIONS, model_ds, "")
+                  .filter(F.col(S.SPLIT).isin(S.SPLIT_TRAIN, S.SPLIT_VALIDATION)).select(S.USER_IDX))
+    routed = fallback.route_users(users_df, trained_df, content_items_df, cfg.score.min_history,
+                                  scorer.needs_trained_user).cache()
+    popular = fallback.recent_popularity(interactions_df, n_items, cfg.score.fallback_recent_days)
+    scorers = {fallback.MODEL: scorer, fallback.CONTENT_FALLBACK: ProfileScorer(features),
+               fallback.POPULARITY_FALLBACK: ItemPriorScorer(popular)}
+    parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), route_scorer, candidates, cfg.score.top_n,
+                         cfg.score.users_per_batch).withColumn(S.REASON, F.lit(route))
+             for route, route_scorer in scorers.items()]
+    return parts[0].unionByName(parts[1]).unionByName(parts[2])

@@ -149,6 +149,39 @@ def run_job(*args):
                           text=True, timeout=300)
 
 
+def test_users_the_model_cannot_score_get_a_fallback_and_its_reason(nightly, spark):
+    import numpy as np
+
+    from recsys_spark.config import load_config
+    from recsys_spark.evaluate.scorers import ProfileScorer
+    from recsys_spark.io import local
+    from recsys_spark.scoring import run_score
+
+    lake, _, result = nightly
+    n_users = result["build_tables"]["n_users"]
+    assert result["score"]["users_by_reason"] == {"model": n_users}  # every user has a trained vector
+    # With a history threshold nobody meets, every user gets the content fallback (the demo items have content).
+    out = run_score(spark, lake, load_config(TEST_CONF, ["score.min_history=100000"]), DS)
+    assert out["users_by_reason"] == {"content_fallback": n_users} and out["users"] == n_users
+    recs = spark.read.parquet(lake.partition_path(S.RECOMMENDATIONS, DS))
+    user_idx = {r[S.USER_ID]: r[S.USER_IDX] for r in lake.read_table(S.USER_VOCAB, DS, "").collect()}
+    item_id = {r[S.ITEM_IDX]: r[S.ITEM_ID] for r in lake.read_table(S.ITEM_VOCAB, DS, "").collect()}
+    user = sorted(user_idx)[0]
+    got = [r[S.ITEM_ID] for r in recs.filter(F.col(S.USER_ID) == user).orderBy(S.RANK).collect()]
+    # The same list from the content scorer directly: cosine with the history's mean content, seen masked.
+    interactions = lake.read_table(S.INTERACTIONS, DS, "")
+    history = np.array([r[S.ITEM_IDX] for r in interactions.filter(F.col(S.USER_IDX) == user_idx[user]).collect()])
+    candidates = {r[S.ITEM_IDX] for r in interactions.select(S.ITEM_IDX).distinct().collect()}
+    features = local.read_item_features(lake.local_path(lake.partition_path(S.ITEM_FEATURES, DS)), len(item_id))
+    scores = ProfileScorer(features).scores(np.array([user_idx[user]]), [history])[0]
+    eligible = sorted((scores[i] for i in candidates if i not in set(history)), reverse=True)
+    index_of = {v: k for k, v in item_id.items()}
+    assert len(got) == 5 and not set(index_of[i] for i in got) & set(history.tolist())
+    # (ties may be ordered either way: the scores of the list are the top 5 eligible scores, in order)
+    np.testing.assert_allclose([scores[index_of[i]] for i in got], eligible[:5], rtol=1e-5)
+    assert eligible[0] > eligible[-1]  # not a constant list
+
+
 def test_jobs_fail_with_one_clear_message(tmp_path):
     proc = run_job("jobs.build_tables", "--ds", "2026-01-01", "--lake", str(tmp_path), "--conf", TEST_CONF)
     assert proc.returncode == 2

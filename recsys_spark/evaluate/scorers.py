@@ -23,6 +23,7 @@ class Scorer:
 
     kind = "base"
     n_items: int
+    needs_trained_user = False  # True when a user's scores come from a vector learned on their interactions
 
     def scores(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """users [B] int; histories: B arrays of item indices. Returns [B, n_items] float32."""
@@ -40,6 +41,7 @@ class DotScorer(Scorer):
     """score(u, i) = user_matrix[u] . item_matrix[i]; users beyond ``user_matrix`` score zero."""
 
     kind = "dot"
+    needs_trained_user = True
 
     def __init__(self, user_matrix: np.ndarray, item_matrix: np.ndarray):
         self.user_matrix = np.asarray(user_matrix, np.float32)
@@ -191,6 +193,7 @@ class _Padded(Scorer):
 
     def __init__(self, inner: Scorer, n_items: int):
         self.inner, self.n_items = inner, n_items
+        self.needs_trained_user = inner.needs_trained_user
 
     def scores(self, users, histories):
         inner = self.inner.n_items
