@@ -48,6 +48,7 @@ EVENT_TS = "event_ts"
 DS = "ds"
 RAW_VALUE = "raw_value"
 REASON = "reason"
+BECAUSE = "because"
 USER_IDX = "user_idx"
 ITEM_IDX = "item_idx"
 FIRST_DS = "first_ds"
@@ -177,6 +178,7 @@ RECOMMENDATIONS_SCHEMA = T.StructType(
         T.StructField(MODEL, T.StringType(), False),
         T.StructField(MODEL_VERSION, T.StringType(), False),
         T.StructField(REASON, T.StringType(), False),  # model, content_fallback or popularity_fallback
+        T.StructField(BECAUSE, T.ArrayType(T.StringType(), False), False),  # up to 3 supporting history items
     ]
 )
 

@@ -58,7 +58,7 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
         top_df.join(user_vocab_df, on=S.USER_IDX)
         .join(item_vocab_df, on=S.ITEM_IDX)
         .select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE,
-                F.lit(model.name).alias(S.MODEL), F.lit(model.version).alias(S.MODEL_VERSION), S.REASON)
+                F.lit(model.name).alias(S.MODEL), F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE)
         .repartition(S.USER_ID)
         .sortWithinPartitions(S.USER_ID, S.RANK)
     )
@@ -78,7 +78,7 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
 
 def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,
                      candidates, n_items: int):
-    """Top-N rows (user_idx, item_idx, rank, score, reason) for every user of ``users_df``: the model's
+    """Top-N rows (user_idx, item_idx, rank, score, because, reason) for every user of ``users_df``: the model's
     where it can score the user, else a fallback (``recsys_spark/fallback.py``)."""
     from recsys_spark import fallback
     from recsys_spark.evaluate.scorers import ItemPriorScorer, ProfileScorer
@@ -95,7 +95,10 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     popular = fallback.recent_popularity(interactions_df, n_items, cfg.score.fallback_recent_days)
     scorers = {fallback.MODEL: scorer, fallback.CONTENT_FALLBACK: ProfileScorer(features),
                fallback.POPULARITY_FALLBACK: ItemPriorScorer(popular)}
+    names = np.empty(n_items, dtype=object)
+    for row in lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).collect():
+        names[row[S.ITEM_IDX]] = row[S.ITEM_ID]
     parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), route_scorer, candidates, cfg.score.top_n,
-                         cfg.score.users_per_batch).withColumn(S.REASON, F.lit(route))
+                         cfg.score.users_per_batch, explain_names=names).withColumn(S.REASON, F.lit(route))
              for route, route_scorer in scorers.items()]
     return parts[0].unionByName(parts[1]).unionByName(parts[2])

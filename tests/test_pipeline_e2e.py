@@ -103,6 +103,11 @@ def test_recommendations_hold_n_distinct_unseen_items(nightly, tiny_cfg, spark):
         .select(S.USER_ID, S.ITEM_ID)
     )
     assert recs.join(seen, [S.USER_ID, S.ITEM_ID]).count() == 0
+    # because: up to 3 distinct items of the user's own history, for (nearly) every row.
+    history = {r[0]: set(r[1]) for r in seen.groupBy(S.USER_ID).agg(F.collect_set(S.ITEM_ID)).collect()}
+    reasons = [(r[S.USER_ID], r[S.BECAUSE]) for r in recs.select(S.USER_ID, S.BECAUSE).collect()]
+    assert all(len(b) <= 3 and len(set(b)) == len(b) and set(b) <= history[u] for u, b in reasons)
+    assert sum(len(b) > 0 for _, b in reasons) > 0.9 * len(reasons)
     # Scores fall with rank within each user.
     bad = recs.alias("a").join(recs.alias("b"), [S.USER_ID]).filter(
         (F.col("a.rank") < F.col("b.rank")) & (F.col("a.score") < F.col("b.score"))).count()

@@ -7,14 +7,14 @@ ones. Memory is bounded by ``block x n_items`` scores at a time.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
-from recsys_spark.evaluate.scorers import Scorer
+from recsys_spark.evaluate.scorers import Scorer, because
 
 TOP_K_SCHEMA = T.StructType(
     [
@@ -24,6 +24,8 @@ TOP_K_SCHEMA = T.StructType(
         T.StructField(S.SCORE, T.FloatType(), False),
     ]
 )
+EXPLAINED_SCHEMA = T.StructType(TOP_K_SCHEMA.fields + [
+    T.StructField(S.BECAUSE, T.ArrayType(T.StringType(), False), False)])
 
 
 def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarray, k: int):
@@ -78,35 +80,47 @@ def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, se
 
 
 def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
-                users_per_batch: int = 512, history_col: str = S.HISTORY) -> DataFrame:
+                users_per_batch: int = 512, history_col: str = S.HISTORY,
+                explain_names: Optional[np.ndarray] = None) -> DataFrame:
     """Top-``k`` per user in Spark executors: (user_idx, history array<int>) -> (user_idx, item_idx, rank, score).
 
     The scorer (broadcast) reads each user's history, which is also masked. Fewer than ``k`` rows for a
-    user only when fewer than ``k`` eligible items exist.
+    user only when fewer than ``k`` eligible items exist. With ``explain_names`` (item id per index) a
+    ``because`` column holds, per row, the ids of up to 3 history items that support the item most.
     """
     spark = users_df.sparkSession
-    broadcast = spark.sparkContext.broadcast((scorer, np.asarray(is_candidate, bool)))
+    explain = explain_names is not None
+    broadcast = spark.sparkContext.broadcast((scorer, np.asarray(is_candidate, bool), explain_names))
 
     def rank_partition(batches: Iterator) -> Iterator:
         import pandas as pd
 
-        model, candidates = broadcast.value
+        model, candidates, names = broadcast.value
         for pdf in batches:
             if pdf.empty:
                 continue
             histories = [np.asarray(h if h is not None else [], np.int64) for h in pdf[history_col]]
-            for users, items, scores in rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, histories,
-                                                    candidates, k, users_per_batch):
+            for start, (users, items, scores) in zip(
+                    range(0, len(histories), users_per_batch),
+                    rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, histories, candidates, k,
+                                users_per_batch)):
                 keep = items >= 0
                 ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
-                yield pd.DataFrame({
+                columns = {
                     S.USER_IDX: np.repeat(users, items.shape[1])[keep.ravel()].astype(np.int32),
                     S.ITEM_IDX: items[keep].astype(np.int32),
                     S.RANK: ranks[keep].astype(np.int32),
                     S.SCORE: scores[keep].astype(np.float32),
-                })
+                }
+                if names is not None:
+                    columns[S.BECAUSE] = [
+                        [str(names[h]) for h in reason]
+                        for row, history in enumerate(histories[start:start + len(users)])
+                        for reason in because(model, history, items[row][keep[row]])]
+                yield pd.DataFrame(columns)
 
-    return users_df.select(S.USER_IDX, history_col).mapInPandas(rank_partition, schema=TOP_K_SCHEMA)
+    schema = EXPLAINED_SCHEMA if explain else TOP_K_SCHEMA
+    return users_df.select(S.USER_IDX, history_col).mapInPandas(rank_partition, schema=schema)
 
 
 def candidates_of(history_items: np.ndarray, n_items: int) -> np.ndarray:

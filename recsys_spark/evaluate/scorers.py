@@ -33,6 +33,11 @@ class Scorer:
         """Arrays to persist (dense ndarray or scipy CSR)."""
         raise NotImplementedError
 
+    def support(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """[len(items), len(history)]: how much each history item supports each item (higher is more); all
+        zero for a model with no notion of item-to-item similarity (popularity)."""
+        return np.zeros((len(items), len(history)), np.float32)
+
     def params(self) -> Dict:
         return {}
 
@@ -57,6 +62,9 @@ class DotScorer(Scorer):
 
     def arrays(self):
         return {"user_matrix": self.user_matrix, "item_matrix": self.item_matrix}
+
+    def support(self, history, items):
+        return _cosine(self.item_matrix[np.asarray(items, np.int64)], self.item_matrix[np.asarray(history, np.int64)])
 
 
 class ItemPriorScorer(Scorer):
@@ -117,6 +125,10 @@ class ProfileScorer(Scorer):
     def arrays(self):
         return {"features": self.features}
 
+    def support(self, history, items):  # feature rows are L2-normalised: the product is their cosine
+        rows = self.features[np.asarray(items, np.int64)] @ self.features[np.asarray(history, np.int64)].T
+        return np.asarray(rows.todense(), np.float32)
+
 
 class ItemItemScorer(Scorer):
     """score(u, ·) = Σ_j w_j matrix[h_j] + prior_weight · prior.
@@ -162,6 +174,35 @@ class ItemItemScorer(Scorer):
     def params(self):
         return {"last_n": self.last_n, "decay": self.decay, "prior_weight": self.prior_weight}
 
+    def support(self, history, items):  # the matrix entry from each history item to each item
+        from scipy import sparse
+
+        block = self.matrix[np.asarray(history, np.int64)][:, np.asarray(items, np.int64)]
+        return np.asarray(block.todense() if sparse.issparse(block) else block, np.float32).T
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return (a @ b.T).astype(np.float32)
+
+
+def because(scorer: Scorer, history: np.ndarray, items: np.ndarray, n: int = 3):
+    """For each of ``items``, up to ``n`` distinct history items that support it most (support > 0), most
+    supportive first; equal support goes to the more recent history item."""
+    history = np.asarray(history, np.int64)
+    if len(history) == 0 or len(items) == 0:
+        return [np.zeros(0, np.int64) for _ in items]
+    # the last occurrence of each history item (the most recent), newest first
+    _, last = np.unique(history[::-1], return_index=True)
+    distinct = history[::-1][np.sort(last)]
+    support = scorer.support(distinct, np.asarray(items, np.int64))
+    out = []
+    for row in support:
+        order = np.lexsort((np.arange(len(distinct)), -row))[:n]
+        out.append(distinct[order[row[order] > 0]])
+    return out
+
 
 KINDS = {cls.kind: cls for cls in (DotScorer, ItemPriorScorer, ProfileScorer, ItemItemScorer)}
 
@@ -194,6 +235,14 @@ class _Padded(Scorer):
     def __init__(self, inner: Scorer, n_items: int):
         self.inner, self.n_items = inner, n_items
         self.needs_trained_user = inner.needs_trained_user
+
+    def support(self, history, items):
+        items, history = np.asarray(items, np.int64), np.asarray(history, np.int64)
+        out = np.zeros((len(items), len(history)), np.float32)
+        old_items, old_history = items < self.inner.n_items, history < self.inner.n_items
+        if old_items.any() and old_history.any():
+            out[np.ix_(old_items, old_history)] = self.inner.support(history[old_history], items[old_items])
+        return out
 
     def scores(self, users, histories):
         inner = self.inner.n_items

@@ -73,3 +73,32 @@ def test_spark_top_k_scores_in_executors_and_excludes_history(spark):
     users_df = spark.createDataFrame([(0, [0]), (1, [4])], "user_idx int, history array<int>")
     got = sorted(tuple(r) for r in top_k_spark(users_df, scorer, np.ones(5, bool), 2).collect())
     assert got == [(0, 1, 1, 2.0), (0, 2, 2, 1.0), (1, 2, 2, 1.0), (1, 3, 1, 2.0)]
+
+
+def test_because_names_the_history_items_that_support_a_recommendation_most(spark):
+    from scipy import sparse
+
+    from recsys_spark.evaluate.scorers import ItemItemScorer, ProfileScorer, because
+
+    # Item-item: support of item 4 from history items 0..3 is 0.2, 0.9, 0.0, 0.5; of item 5: only item 2.
+    matrix = np.zeros((6, 6), np.float32)
+    matrix[[0, 1, 2, 3], 4] = [0.2, 0.9, 0.0, 0.5]
+    matrix[2, 5] = 0.7
+    got = because(ItemItemScorer(matrix), np.array([0, 1, 2, 3, 1]), np.array([4, 5]))
+    assert [g.tolist() for g in got] == [[1, 3, 0], [2]]
+    # Equal support: the more recent history item first. A sparse matrix gives the same.
+    matrix[0, 4] = matrix[3, 4] = 0.5
+    got = because(ItemItemScorer(sparse.csr_matrix(matrix)), np.array([3, 0, 1]), np.array([4]), n=2)
+    assert got[0].tolist() == [1, 0]
+    # Dot product models: the cosine of item vectors (item 2 is closest to item 0, then item 1; 3 is opposite).
+    items = np.array([[1, 0], [1, 1], [0.9, 0.1], [-1, 0]], np.float32)
+    got = because(DotScorer(np.zeros((1, 2), np.float32), items), np.array([1, 3, 2]), np.array([0]))
+    assert got[0].tolist() == [2, 1]
+    # Content: the cosine of feature rows.
+    features = sparse.csr_matrix(np.array([[1, 0], [0, 1], [0.6, 0.8]], np.float32))
+    assert because(ProfileScorer(features), np.array([0, 1]), np.array([2]))[0].tolist() == [1, 0]
+    # In the executors: the because column holds item ids.
+    scorer = ItemItemScorer(np.array([[0, 1, 0.5], [0, 0, 0], [0, 0, 0]], np.float32))
+    users_df = spark.createDataFrame([(0, [0])], "user_idx int, history array<int>")
+    rows = top_k_spark(users_df, scorer, np.ones(3, bool), 2, explain_names=np.array(["a", "b", "c"])).collect()
+    assert [(r.item_idx, r.because) for r in rows] == [(1, ["a"]), (2, ["a"])]
