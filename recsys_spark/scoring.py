@@ -3,10 +3,11 @@ new validated version of ``recommendations`` for the day (``recsys_spark/publica
 
 from __future__ import annotations
 
+import functools
 from typing import Dict
 
 import numpy as np
-
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import publication
@@ -92,13 +93,16 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
                   .filter(F.col(S.SPLIT).isin(S.SPLIT_TRAIN, S.SPLIT_VALIDATION)).select(S.USER_IDX))
     routed = fallback.route_users(users_df, trained_df, content_items_df, cfg.score.min_history,
                                   scorer.needs_trained_user).cache()
-    popular = fallback.recent_popularity(interactions_df, n_items, cfg.score.fallback_recent_days)
-    scorers = {fallback.MODEL: scorer, fallback.CONTENT_FALLBACK: ProfileScorer(features),
-               fallback.POPULARITY_FALLBACK: ItemPriorScorer(popular)}
+    routes = {r[fallback.ROUTE]: r["count"] for r in routed.groupBy(fallback.ROUTE).count().collect()}
+    scorers = {fallback.MODEL: lambda: scorer, fallback.CONTENT_FALLBACK: lambda: ProfileScorer(features),
+               fallback.POPULARITY_FALLBACK: lambda: ItemPriorScorer(fallback.recent_popularity(
+                   interactions_df, n_items, cfg.score.fallback_recent_days))}
     names = np.empty(n_items, dtype=object)
     for row in lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).collect():
         names[row[S.ITEM_IDX]] = row[S.ITEM_ID]
-    parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), route_scorer, candidates, cfg.score.top_n,
+    parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates, cfg.score.top_n,
                          cfg.score.users_per_batch, explain_names=names).withColumn(S.REASON, F.lit(route))
-             for route, route_scorer in scorers.items()]
-    return parts[0].unionByName(parts[1]).unionByName(parts[2])
+             for route, make in scorers.items() if routes.get(route)]  # a fallback nobody needs is not built
+    if not parts:
+        raise DataQualityError(f"interactions for ds={ds} hold no user: there is nobody to recommend to")
+    return functools.reduce(DataFrame.unionByName, parts)

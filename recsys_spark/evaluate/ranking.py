@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
-from recsys_spark.evaluate.scorers import Scorer, because
+from recsys_spark.evaluate.scorers import Scorer, because_arrays
 
 TOP_K_SCHEMA = T.StructType(
     [
@@ -113,10 +113,10 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
                     S.SCORE: scores[keep].astype(np.float32),
                 }
                 if names is not None:
-                    columns[S.BECAUSE] = [
-                        [str(names[h]) for h in reason]
-                        for row, history in enumerate(histories[start:start + len(users)])
-                        for reason in because(model, history, items[row][keep[row]])]
+                    reasons = columns[S.BECAUSE] = []
+                    for row, history in enumerate(histories[start:start + len(users)]):
+                        ids, counts = because_arrays(model, history, items[row][keep[row]])
+                        reasons.extend(list(labels[ok]) for labels, ok in zip(names[ids], counts))
                 yield pd.DataFrame(columns)
 
     schema = EXPLAINED_SCHEMA if explain else TOP_K_SCHEMA

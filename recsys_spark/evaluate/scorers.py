@@ -190,18 +190,22 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def because(scorer: Scorer, history: np.ndarray, items: np.ndarray, n: int = 3):
     """For each of ``items``, up to ``n`` distinct history items that support it most (support > 0), most
     supportive first; equal support goes to the more recent history item."""
+    ids, keep = because_arrays(scorer, history, items, n)
+    return [row[ok] for row, ok in zip(ids, keep)]
+
+
+def because_arrays(scorer: Scorer, history: np.ndarray, items: np.ndarray, n: int = 3):
+    """:func:`because` as arrays: (history item ids [len(items), n'], which of them count [len(items), n'])."""
     history = np.asarray(history, np.int64)
     if len(history) == 0 or len(items) == 0:
-        return [np.zeros(0, np.int64) for _ in items]
-    # the last occurrence of each history item (the most recent), newest first
+        return np.zeros((len(items), 0), np.int64), np.zeros((len(items), 0), bool)
+    # each history item once, at its most recent position, newest first: a stable sort then gives ties
+    # to the newer item
     _, last = np.unique(history[::-1], return_index=True)
     distinct = history[::-1][np.sort(last)]
     support = scorer.support(distinct, np.asarray(items, np.int64))
-    out = []
-    for row in support:
-        order = np.lexsort((np.arange(len(distinct)), -row))[:n]
-        out.append(distinct[order[row[order] > 0]])
-    return out
+    order = np.argsort(-support, axis=1, kind="stable")[:, :n]
+    return distinct[order], np.take_along_axis(support, order, axis=1) > 0
 
 
 KINDS = {cls.kind: cls for cls in (DotScorer, ItemPriorScorer, ProfileScorer, ItemItemScorer)}
