@@ -114,10 +114,12 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
     """Checks a written version; raises DataQualityError listing every failed check."""
     recs = spark.read.parquet(path)
     columns = S.RECOMMENDATIONS_SCHEMA.fieldNames()
-    nulls = recs.filter(" OR ".join(f"`{c}` IS NULL" for c in columns)).count()
+    # Two passes over the new table: the seen items, and one aggregation per user for everything else.
     seen = recs.join(expect.seen_df, [S.USER_ID, S.ITEM_ID], "inner").count()
-    versions = sorted(r[0] for r in recs.select(S.MODEL_VERSION).distinct().collect() if r[0] is not None)
-    per_user = recs.groupBy(S.USER_ID).agg(F.count(F.lit(1)).alias("n"), F.countDistinct(S.ITEM_ID).alias("d"))
+    is_null = F.expr(" OR ".join(f"`{c}` IS NULL" for c in columns)).cast("long")
+    per_user = recs.groupBy(S.USER_ID).agg(
+        F.count(F.lit(1)).alias("n"), F.countDistinct(S.ITEM_ID).alias("d"), F.sum(is_null).alias("nulls"),
+        F.collect_set(S.MODEL_VERSION).alias("versions"), F.first(S.REASON).alias("reason")).cache()
     history = expect.seen_df.groupBy(S.USER_ID).agg(F.countDistinct(S.ITEM_ID).alias("s"))
     # (least() skips nulls: users who are not active, s null, are counted apart)
     expected_n = F.when(F.col("s").isNotNull(), F.least(F.lit(expect.top_n), F.lit(expect.n_candidates) - F.col("s")))
@@ -126,8 +128,12 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
         F.sum(F.col("s").isNull().cast("long")).alias("unknown"),
         F.sum((F.col("n") != F.col("d")).cast("long")).alias("duplicated"),
         F.sum((F.col("n") != expected_n).cast("long")).alias("wrong_length"),
-        F.count(F.col("n")).alias("users"), F.sum("n").alias("rows"),
+        F.count(F.col("n")).alias("users"), F.sum("n").alias("rows"), F.sum("nulls").alias("nulls"),
+        F.array_distinct(F.flatten(F.collect_list("versions"))).alias("versions"),
     ).first().asDict()
+    nulls, versions = counts["nulls"] or 0, sorted(counts["versions"] or [])
+    by_reason = {r["reason"]: r["count"] for r in per_user.groupBy("reason").count().collect()}
+    per_user.unpersist()
     problems = []
     if nulls:
         problems.append(f"{nulls} row(s) with a null")
@@ -143,7 +149,7 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
     if problems:
         raise DataQualityError(f"the new recommendations at {path} failed validation: {'; '.join(problems)}. "
                                f"Nothing was published: the current version stays; the next run removes this one.")
-    return {"users": int(counts["users"] or 0), "rows": int(counts["rows"] or 0)}
+    return {"users": int(counts["users"] or 0), "rows": int(counts["rows"] or 0), "users_by_reason": by_reason}
 
 
 def mark_valid(lake, path: str, manifest: Dict) -> None:

@@ -51,29 +51,23 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
         S.USER_IDX, F.transform("_h", lambda s: s[S.ITEM_IDX]).alias(S.HISTORY))
     seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
     candidates = candidates_of(seen_items, n_items)
-    top_df = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df, users_df,
-                              padded(model.scorer, n_items), candidates, n_items)
     user_vocab_df = lake.read_table(S.USER_VOCAB, ds, hint).select(S.USER_IDX, S.USER_ID)
     item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
-    recs_df = (
-        top_df.join(user_vocab_df, on=S.USER_IDX)
-        .join(item_vocab_df, on=S.ITEM_IDX)
-        .select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE,
-                F.lit(model.name).alias(S.MODEL), F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE)
-        .repartition(S.USER_ID)
-        .sortWithinPartitions(S.USER_ID, S.RANK)
-    )
+    # ids are attached per user before ranking and per item inside the executors: no join of the output
+    top_df = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df,
+                              users_df.join(user_vocab_df, S.USER_IDX), padded(model.scorer, n_items), candidates,
+                              n_items)
+    recs_df = top_df.select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE, F.lit(model.name).alias(S.MODEL),
+                            F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE)
     seen_df = (interactions_df.select(S.USER_IDX, S.ITEM_IDX).distinct()
                .join(user_vocab_df, on=S.USER_IDX).join(item_vocab_df, on=S.ITEM_IDX).select(S.USER_ID, S.ITEM_ID))
     expect = publication.Expectations(seen_df, cfg.score.top_n, len(seen_items), model.version)
     details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
                "top_n": cfg.score.top_n}
     manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
-    reasons = {r[S.REASON]: r["users"] for r in spark.read.parquet(manifest["path"]).groupBy(S.REASON)
-               .agg(F.countDistinct(S.USER_ID).alias("users")).collect()}
     return {"path": lake.partition_path(S.RECOMMENDATIONS, ds), "version_path": manifest["path"],
             "version": manifest["version"], "users": manifest["users"], "rows": manifest["rows"],
-            "users_by_reason": reasons, "model": model.name, "model_version": model.version,
+            "users_by_reason": manifest["users_by_reason"], "model": model.name, "model_version": model.version,
             "top_n": cfg.score.top_n}
 
 
@@ -101,7 +95,8 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     for row in lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).collect():
         names[row[S.ITEM_IDX]] = row[S.ITEM_ID]
     parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates, cfg.score.top_n,
-                         cfg.score.users_per_batch, explain_names=names).withColumn(S.REASON, F.lit(route))
+                         cfg.score.users_per_batch, explain_names=names, carry=[S.USER_ID])
+             .withColumn(S.REASON, F.lit(route))
              for route, make in scorers.items() if routes.get(route)]  # a fallback nobody needs is not built
     if not parts:
         raise DataQualityError(f"interactions for ds={ds} hold no user: there is nobody to recommend to")

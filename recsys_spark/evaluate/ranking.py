@@ -24,8 +24,8 @@ TOP_K_SCHEMA = T.StructType(
         T.StructField(S.SCORE, T.FloatType(), False),
     ]
 )
-EXPLAINED_SCHEMA = T.StructType(TOP_K_SCHEMA.fields + [
-    T.StructField(S.BECAUSE, T.ArrayType(T.StringType(), False), False)])
+EXPLAINED_FIELDS = [T.StructField(S.ITEM_ID, T.StringType(), False),
+                    T.StructField(S.BECAUSE, T.ArrayType(T.StringType(), False), False)]
 
 
 def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarray, k: int):
@@ -47,8 +47,8 @@ def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarr
             scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
     scores[np.isnan(scores)] = -np.inf
     k = min(k, scores.shape[1])
-    if k < scores.shape[1]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    if k < scores.shape[1]:  # (partitioning the scores themselves: negating them first costs a copy and 2-3x)
+        part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k:]
     else:
         part = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
@@ -81,16 +81,17 @@ def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, se
 
 def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
                 users_per_batch: int = 512, history_col: str = S.HISTORY,
-                explain_names: Optional[np.ndarray] = None) -> DataFrame:
+                explain_names: Optional[np.ndarray] = None, carry: Sequence[str] = ()) -> DataFrame:
     """Top-``k`` per user in Spark executors: (user_idx, history array<int>) -> (user_idx, item_idx, rank, score).
 
     The scorer (broadcast) reads each user's history, which is also masked. Fewer than ``k`` rows for a
-    user only when fewer than ``k`` eligible items exist. With ``explain_names`` (item id per index) a
-    ``because`` column holds, per row, the ids of up to 3 history items that support the item most.
+    user only when fewer than ``k`` eligible items exist. With ``explain_names`` (item id per index) the
+    rows also hold ``item_id`` and ``because``: the ids of up to 3 history items that support the item
+    most. ``carry``: columns of ``users_df`` repeated on each of the user's rows (e.g. ``user_id``).
     """
     spark = users_df.sparkSession
-    explain = explain_names is not None
     broadcast = spark.sparkContext.broadcast((scorer, np.asarray(is_candidate, bool), explain_names))
+    carry = list(carry)
 
     def rank_partition(batches: Iterator) -> Iterator:
         import pandas as pd
@@ -105,22 +106,27 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
                     rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, histories, candidates, k,
                                 users_per_batch)):
                 keep = items >= 0
+                per_user = keep.sum(axis=1)
                 ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
                 columns = {
-                    S.USER_IDX: np.repeat(users, items.shape[1])[keep.ravel()].astype(np.int32),
+                    S.USER_IDX: np.repeat(users, per_user).astype(np.int32),
                     S.ITEM_IDX: items[keep].astype(np.int32),
                     S.RANK: ranks[keep].astype(np.int32),
                     S.SCORE: scores[keep].astype(np.float32),
                 }
                 if names is not None:
+                    columns[S.ITEM_ID] = names[items[keep]]
                     reasons = columns[S.BECAUSE] = []
                     for row, history in enumerate(histories[start:start + len(users)]):
                         ids, counts = because_arrays(model, history, items[row][keep[row]])
                         reasons.extend(list(labels[ok]) for labels, ok in zip(names[ids], counts))
+                for column in carry:
+                    columns[column] = np.repeat(pdf[column].to_numpy()[start:start + len(users)], per_user)
                 yield pd.DataFrame(columns)
 
-    schema = EXPLAINED_SCHEMA if explain else TOP_K_SCHEMA
-    return users_df.select(S.USER_IDX, history_col).mapInPandas(rank_partition, schema=schema)
+    fields = TOP_K_SCHEMA.fields + (EXPLAINED_FIELDS if explain_names is not None else [])
+    schema = T.StructType(fields + [users_df.schema[c] for c in carry])
+    return users_df.select(S.USER_IDX, history_col, *carry).mapInPandas(rank_partition, schema=schema)
 
 
 def candidates_of(history_items: np.ndarray, n_items: int) -> np.ndarray:
