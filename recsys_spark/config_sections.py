@@ -145,6 +145,9 @@ class ScoreConfig:
     keep_versions: int = 3  # published versions kept per day (for jobs.publish --rollback), the current included
     min_history: int = 1  # users with fewer interactions get a fallback list (reason column)
     fallback_recent_days: float = 7.0  # popularity_fallback counts users of the last days before ds
+    # A lake table <table>/ds=<ds>/ of (item_id, available): items marked false are never recommended that
+    # day. Empty: every item is available.
+    availability_table: str = ""
 
 
 # Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best

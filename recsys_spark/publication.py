@@ -43,12 +43,14 @@ class Expectations:
         top_n: list length, unless the user has fewer unseen candidates.
         n_candidates: how many items can be recommended at all.
         model_version: the version the gate approved; every row must carry it.
+        unavailable_df: (item_id) of items that must not be recommended today (not among the candidates).
     """
 
     seen_df: DataFrame
     top_n: int
     n_candidates: int
     model_version: str
+    unavailable_df: Optional[DataFrame] = None
 
 
 def day_root(lake, ds: str) -> str:
@@ -120,11 +122,19 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
     per_user = recs.groupBy(S.USER_ID).agg(
         F.count(F.lit(1)).alias("n"), F.countDistinct(S.ITEM_ID).alias("d"), F.sum(is_null).alias("nulls"),
         F.collect_set(S.MODEL_VERSION).alias("versions"), F.first(S.REASON).alias("reason")).cache()
-    history = expect.seen_df.groupBy(S.USER_ID).agg(F.countDistinct(S.ITEM_ID).alias("s"))
+    seen_candidates = expect.seen_df
+    unavailable = 0
+    if expect.unavailable_df is not None:
+        seen_candidates = seen_candidates.join(expect.unavailable_df, S.ITEM_ID, "left_anti")
+        unavailable = recs.join(expect.unavailable_df, S.ITEM_ID, "left_semi").count()
+    # every active user, with how many of the candidates they have already seen
+    history = (expect.seen_df.select(S.USER_ID).distinct()
+               .join(seen_candidates.groupBy(S.USER_ID).agg(F.countDistinct(S.ITEM_ID).alias("s")), S.USER_ID, "left")
+               .fillna(0, ["s"]))
     # (least() skips nulls: users who are not active, s null, are counted apart)
     expected_n = F.when(F.col("s").isNotNull(), F.least(F.lit(expect.top_n), F.lit(expect.n_candidates) - F.col("s")))
     counts = history.join(per_user, S.USER_ID, "full_outer").agg(
-        F.sum(F.col("n").isNull().cast("long")).alias("uncovered"),
+        F.sum((F.col("n").isNull() & (expected_n > 0)).cast("long")).alias("uncovered"),  # (0: nothing left)
         F.sum(F.col("s").isNull().cast("long")).alias("unknown"),
         F.sum((F.col("n") != F.col("d")).cast("long")).alias("duplicated"),
         F.sum((F.col("n") != expected_n).cast("long")).alias("wrong_length"),
@@ -139,6 +149,8 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
         problems.append(f"{nulls} row(s) with a null")
     if seen:
         problems.append(f"{seen} recommended item(s) already in the user's history")
+    if unavailable:
+        problems.append(f"{unavailable} recommended item(s) marked unavailable")
     if versions != [expect.model_version]:
         problems.append(f"model_version {versions} instead of the approved {expect.model_version}")
     for key, text in (("uncovered", "active user(s) without a list"), ("unknown", "user(s) who are not active"),

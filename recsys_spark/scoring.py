@@ -51,6 +51,8 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
         S.USER_IDX, F.transform("_h", lambda s: s[S.ITEM_IDX]).alias(S.HISTORY))
     seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
     candidates = candidates_of(seen_items, n_items)
+    unavailable = unavailable_items(lake, cfg, ds)
+    candidates[unavailable] = False
     user_vocab_df = lake.read_table(S.USER_VOCAB, ds, hint).select(S.USER_IDX, S.USER_ID)
     item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
     # ids are attached per user before ranking and per item inside the executors: no join of the output
@@ -61,7 +63,9 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
                             F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE)
     seen_df = (interactions_df.select(S.USER_IDX, S.ITEM_IDX).distinct()
                .join(user_vocab_df, on=S.USER_IDX).join(item_vocab_df, on=S.ITEM_IDX).select(S.USER_ID, S.ITEM_ID))
-    expect = publication.Expectations(seen_df, cfg.score.top_n, len(seen_items), model.version)
+    unavailable_df = (spark.createDataFrame([(int(i),) for i in unavailable], f"{S.ITEM_IDX} int")
+                      .join(item_vocab_df, S.ITEM_IDX).select(S.ITEM_ID)) if len(unavailable) else None
+    expect = publication.Expectations(seen_df, cfg.score.top_n, int(candidates.sum()), model.version, unavailable_df)
     details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
                "top_n": cfg.score.top_n}
     manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
@@ -69,6 +73,18 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
             "version": manifest["version"], "users": manifest["users"], "rows": manifest["rows"],
             "users_by_reason": manifest["users_by_reason"], "model": model.name, "model_version": model.version,
             "top_n": cfg.score.top_n}
+
+
+def unavailable_items(lake, cfg: PipelineConfig, ds: str) -> np.ndarray:
+    """Item indices that ``score.availability_table`` marks unavailable on ``ds`` (none without the table)."""
+    table = cfg.score.availability_table
+    if not table:
+        return np.zeros(0, np.int64)
+    available_df = lake.read_table(table, ds, f"write the day's availability to {lake.partition_path(table, ds)} "
+                                              f"(item_id, available), or set score.availability_table to ''.")
+    rows = (available_df.filter(~F.col(S.AVAILABLE)).join(lake.read_table(S.ITEM_VOCAB, ds, ""), S.ITEM_ID)
+            .select(S.ITEM_IDX).collect())
+    return np.array([r[0] for r in rows], np.int64)
 
 
 def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,

@@ -154,6 +154,22 @@ def run_job(*args):
                           text=True, timeout=300)
 
 
+def test_items_marked_unavailable_are_never_recommended(nightly, spark):
+    from recsys_spark.config import load_config
+    from recsys_spark.scoring import run_score
+
+    lake, _, _ = nightly
+    before = spark.read.parquet(lake.partition_path(S.RECOMMENDATIONS, DS))
+    top = [r[0] for r in before.groupBy(S.ITEM_ID).count().orderBy(F.desc("count"), S.ITEM_ID).limit(2).collect()]
+    availability = spark.createDataFrame([(top[0], False), (top[1], False), ("never-seen", True)],
+                                         f"{S.ITEM_ID} string, {S.AVAILABLE} boolean")
+    lake.write_table(availability, "item_availability", DS)
+    out = run_score(spark, lake, load_config(TEST_CONF, ["score.availability_table=item_availability"]), DS)
+    after = spark.read.parquet(lake.partition_path(S.RECOMMENDATIONS, DS))
+    assert after.filter(F.col(S.ITEM_ID).isin(top)).count() == 0
+    assert out["rows"] == before.count() and out["users"] == before.select(S.USER_ID).distinct().count()
+
+
 def test_users_the_model_cannot_score_get_a_fallback_and_its_reason(nightly, spark):
     import numpy as np
 

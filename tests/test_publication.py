@@ -82,6 +82,18 @@ def test_an_invalid_table_is_not_published_and_every_problem_is_named(spark, lak
     assert len([n for n in lake.list_names(publication.day_root(lake, D1)) if n.startswith("v=")]) == 2
 
 
+def test_an_item_marked_unavailable_is_refused(spark, lake):
+    check = expect(spark)
+    check.unavailable_df = spark.createDataFrame([("i3",)], [S.ITEM_ID])
+    check.n_candidates = 3  # i0, i1, i2
+    details = {"model": "mf", "model_version": "v1", "model_ds": D1}
+    with pytest.raises(DataQualityError, match=r"2 recommended item\(s\) marked unavailable"):
+        publication.publish(spark, lake, D1, good(spark), check, details, 3)
+    # Without i3, u2 has no unseen candidate left: an empty list for u2 is then the right length.
+    fine = recs(spark, [("u1", "i1", 1), ("u1", "i2", 2)])
+    assert publication.publish(spark, lake, D1, fine, check, details, 3)["users"] == 1
+
+
 STEPS = ["write_version", "validate_version", "mark_valid", "switch_partition", "write_current", "write_latest",
          "prune_versions"]
 
