@@ -262,6 +262,15 @@ class Lake:
                   self.spark.sparkContext._jsc.hadoopConfiguration())
         self._swap_in(staging, link)
 
+    def age_s(self, path: str) -> float:
+        """Seconds since ``path`` (or what a link points at) was modified; infinity when it cannot be read."""
+        import time
+
+        try:
+            return time.time() - self._fs.getFileStatus(self._Path(path)).getModificationTime() / 1000.0
+        except Exception:  # a dangling link or a vanished file: nothing depends on it
+            return float("inf")
+
     def pointed_at(self, link: str) -> Optional[str]:
         """The folder a local pointer shows (absolute), or None."""
         local = self.local_path(link) if ("://" not in self.root or self.root.startswith("file:")) else None

@@ -9,7 +9,8 @@ Layout under ``<lake>/recommendations/``::
 
 A run writes a new version, validates it, marks it valid, then switches ``ds=<ds>``, ``_CURRENT`` and
 ``_LATEST``, each in one rename, and prunes old versions beyond ``score.keep_versions``. A crash at any step
-leaves the previous version current and readable; the next run removes versions that never became valid.
+leaves the previous version current and readable; the day's next run removes versions that never became
+valid (another day's, whose scoring may be running, are left alone).
 ``python -m jobs.publish --rollback --ds D`` makes an earlier valid version of D current.
 """
 
@@ -90,17 +91,18 @@ def published_days(lake) -> List[str]:
             if name.startswith("ds=") and lake.exists(f"{root}/{name}/{CURRENT}")]
 
 
-def clean_staging(lake) -> List[str]:
-    """Removes versions that never passed validation (left by a crash or a failed check) and temporary
-    files of interrupted switches; returns what it removed."""
+def clean_staging(lake, ds: str, stale_s: float = 3600.0) -> List[str]:
+    """Removes the day's versions that never passed validation (left by a crash or a failed check) and
+    temporary files of interrupted switches; returns what it removed. Other days are left alone (their
+    scoring may be running now), except temporary files of the table's pointers older than ``stale_s``."""
     table = lake.table_path(S.RECOMMENDATIONS)
-    removed = [f"{table}/{name}" for name in lake.list_names(table) if name.startswith("_tmp-")]
-    for name in lake.list_names(f"{table}/{VERSIONS}"):
-        day = f"{table}/{VERSIONS}/{name}"
-        for entry in lake.list_names(day):
-            path = f"{day}/{entry}"
-            if entry.startswith("_tmp-") or (entry.startswith("v=") and not lake.exists(f"{path}/{VALID}")):
-                removed.append(path)
+    removed = [f"{table}/{name}" for name in lake.list_names(table)
+               if name.startswith("_tmp-") and lake.age_s(f"{table}/{name}") > stale_s]
+    day = day_root(lake, ds)
+    for entry in lake.list_names(day):
+        path = f"{day}/{entry}"
+        if entry.startswith("_tmp-") or (entry.startswith("v=") and not lake.exists(f"{path}/{VALID}")):
+            removed.append(path)
     for path in removed:
         lake.delete(path)
     return removed
@@ -208,7 +210,7 @@ def make_current(lake, ds: str, manifest: Dict, keep: int) -> Dict:
 
 def publish(spark, lake, ds: str, recs_df: DataFrame, expect: Expectations, details: Dict, keep: int) -> Dict:
     """Writes, validates and publishes one scoring run's table; returns its manifest."""
-    clean_staging(lake)
+    clean_staging(lake, ds)
     version = new_version()
     path = write_version(lake, ds, version, recs_df)
     summary = validate_version(spark, path, expect)

@@ -94,6 +94,12 @@ def test_an_item_marked_unavailable_is_refused(spark, lake):
     assert publication.publish(spark, lake, D1, fine, check, details, 3)["users"] == 1
 
 
+def test_a_run_leaves_another_days_unfinished_version_alone(spark, lake):
+    running = publication.write_version(lake, D2, "20261127T000000Z-running", good(spark))  # D2 scoring right now
+    publish(spark, lake, good(spark))  # D1
+    assert lake.exists(running) and rows_at(spark, running) == rows_at(spark, publication.current(lake, D1)["path"])
+
+
 STEPS = ["write_version", "validate_version", "mark_valid", "switch_partition", "write_current", "write_latest",
          "prune_versions"]
 
