@@ -63,6 +63,11 @@ class Lake:
         self._fs = self._Path(self.root).getFileSystem(conf)
 
     # ---- paths -----------------------------------------------------------------------------------
+    @property
+    def is_local(self) -> bool:
+        """Whether the lake is on the local (or a mounted) filesystem, where POSIX renames and symlinks work."""
+        return "://" not in self.root or self.root.startswith("file:")
+
     def table_path(self, table: str) -> str:
         return f"{self.root}/{table}"
 
@@ -230,7 +235,7 @@ class Lake:
         parent, name = path.rsplit("/", 1)
         temporary = f"{parent}/_tmp-{name}-{uuid.uuid4().hex[:12]}"
         self.write_text(temporary, text)
-        if "://" not in self.root or self.root.startswith("file:"):
+        if self.is_local:
             os.replace(self.local_path(temporary), self.local_path(path))
             return
         # FileContext's rename with OVERWRITE is one atomic rename on HDFS.
@@ -246,7 +251,7 @@ class Lake:
         replaced in one rename, so it is never absent and never mixed. Other filesystems have no symlinks:
         there a copy of ``target`` is swapped in with two renames (absent for that instant; readers there
         follow the manifest instead)."""
-        if "://" not in self.root or self.root.startswith("file:"):
+        if self.is_local:
             local_link, local_target = self.local_path(link), self.local_path(target)
             parent = os.path.dirname(local_link)
             if os.path.isdir(local_link) and not os.path.islink(local_link):
@@ -273,7 +278,7 @@ class Lake:
 
     def pointed_at(self, link: str) -> Optional[str]:
         """The folder a local pointer shows (absolute), or None."""
-        local = self.local_path(link) if ("://" not in self.root or self.root.startswith("file:")) else None
+        local = self.local_path(link) if self.is_local else None
         return os.path.realpath(local) if local and os.path.islink(local) else None
 
     # ---- reads -----------------------------------------------------------------------------------
