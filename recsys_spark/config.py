@@ -122,6 +122,7 @@ class PipelineConfig:
             "score.keep_versions": self.score.keep_versions,
             "score.min_history": self.score.min_history,
             "score.fallback_recent_days": self.score.fallback_recent_days,
+            "score.fold_in_l2": self.score.fold_in_l2,
             "build.lookback_days": self.build.lookback_days,
             "build.min_items_for_split": self.build.min_items_for_split,
             "build.train_files_per_rank": self.build.train_files_per_rank,

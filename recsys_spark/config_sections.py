@@ -148,6 +148,14 @@ class ScoreConfig:
     # A lake table <table>/ds=<ds>/ of (item_id, available): items marked false are never recommended that
     # day. Empty: every item is available.
     availability_table: str = ""
+    # Fresh user vectors for embedding models (recsys_spark/evaluate/fold_in.py): events after the model's
+    # training are folded into the user's vector at scoring time; fold_in_l2 is how firmly it stays at the
+    # trained vector. Sequence models read the whole history. Chosen on validation (bench/fold_in.py, ALS,
+    # the last train item folded in, NDCG@10):
+    #   ml-100k  stale 0.0751 | l2 0.01: 0.0861 | 0.1: 0.0841 | 1: 0.0807 | 3: 0.0770 (refit: 0.0790)
+    #   Beauty   stale 0.0285 | l2 0.001-0.1: 0.0359-0.0360 | 1: 0.0337 (refit: 0.0419)
+    fold_in: bool = True
+    fold_in_l2: float = 0.01
 
 
 # Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best

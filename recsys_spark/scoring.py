@@ -45,10 +45,7 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
         raise DataQualityError(
             f"models/{model.name}/ds={decision['champion_ds']} holds version {model.version}, but the gate approved "
             f"{decision['champion_version']}: it was retrained after the gate. Re-run evaluate and gate for ds={ds}.")
-    # Every interaction up to ds is history: it is what the model reads and what is not recommended again.
-    ordered = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.TIE_BREAK, S.ITEM_IDX)))
-    users_df = interactions_df.groupBy(S.USER_IDX).agg(ordered.alias("_h")).select(
-        S.USER_IDX, F.transform("_h", lambda s: s[S.ITEM_IDX]).alias(S.HISTORY))
+    users_df = histories_of(interactions_df)
     seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
     candidates = candidates_of(seen_items, n_items)
     unavailable = unavailable_items(lake, cfg, ds)
@@ -57,8 +54,7 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
     item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
     # ids are attached per user before ranking and per item inside the executors: no join of the output
     top_df = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df,
-                              users_df.join(user_vocab_df, S.USER_IDX), padded(model.scorer, n_items), candidates,
-                              n_items)
+                              users_df.join(user_vocab_df, S.USER_IDX), model.scorer, candidates, n_items)
     recs_df = top_df.select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE, F.lit(model.name).alias(S.MODEL),
                             F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE)
     seen_df = (interactions_df.select(S.USER_IDX, S.ITEM_IDX).distinct()
@@ -73,6 +69,14 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
             "version": manifest["version"], "users": manifest["users"], "rows": manifest["rows"],
             "users_by_reason": manifest["users_by_reason"], "model": model.name, "model_version": model.version,
             "top_n": cfg.score.top_n}
+
+
+def histories_of(interactions_df: DataFrame) -> DataFrame:
+    """(user_idx, history): every interaction up to ds, oldest first (first time, then the seeded tie-break).
+    It is what the model reads (the events since training included) and what is not recommended again."""
+    ordered = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.TIE_BREAK, S.ITEM_IDX)))
+    return interactions_df.groupBy(S.USER_IDX).agg(ordered.alias("_h")).select(
+        S.USER_IDX, F.transform("_h", lambda s: s[S.ITEM_IDX]).alias(S.HISTORY))
 
 
 def unavailable_items(lake, cfg: PipelineConfig, ds: str) -> np.ndarray:
@@ -90,8 +94,10 @@ def unavailable_items(lake, cfg: PipelineConfig, ds: str) -> np.ndarray:
 def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,
                      candidates, n_items: int):
     """Top-N rows (user_idx, item_idx, rank, score, because, reason) for every user of ``users_df``: the model's
-    where it can score the user, else a fallback (``recsys_spark/fallback.py``)."""
+    where it can score the user, else a fallback (``recsys_spark/fallback.py``). An embedding model's user
+    vectors take in the events since its training (``score.fold_in``)."""
     from recsys_spark import fallback
+    from recsys_spark.evaluate.fold_in import with_fold_in
     from recsys_spark.evaluate.scorers import ItemPriorScorer, ProfileScorer
     from recsys_spark.io import local
 
@@ -104,6 +110,14 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     routed = fallback.route_users(users_df, trained_df, content_items_df, cfg.score.min_history,
                                   scorer.needs_trained_user).cache()
     routes = {r[fallback.ROUTE]: r["count"] for r in routed.groupBy(fallback.ROUTE).count().collect()}
+    if cfg.score.fold_in and routes.get(fallback.MODEL):
+        # the first trained_len[u] items of u's history (time order) are what the model was trained on
+        counts = trained_df.groupBy(S.USER_IDX).count().collect()
+        trained_len = np.zeros(max((r[S.USER_IDX] for r in counts), default=-1) + 1, np.int64)
+        for row in counts:
+            trained_len[row[S.USER_IDX]] = row["count"]
+        scorer = with_fold_in(scorer, trained_len, cfg.score.fold_in_l2)
+    scorer = padded(scorer, n_items)
     scorers = {fallback.MODEL: lambda: scorer, fallback.CONTENT_FALLBACK: lambda: ProfileScorer(features),
                fallback.POPULARITY_FALLBACK: lambda: ItemPriorScorer(fallback.recent_popularity(
                    interactions_df, n_items, cfg.score.fallback_recent_days))}

@@ -204,6 +204,50 @@ def test_users_the_model_cannot_score_get_a_fallback_and_its_reason(nightly, spa
     assert eligible[0] > eligible[-1]  # not a constant list
 
 
+def test_lists_take_in_the_events_since_the_model_was_trained(nightly, spark):
+    """mf was trained on train + validation; each user's test event (their newest) came after. Scoring folds
+    it into the user's vector: those users' lists change, as the fold-in reference says; others' do not."""
+    import numpy as np
+
+    from recsys_spark.config import load_config
+    from recsys_spark.evaluate.fold_in import FoldInScorer
+    from recsys_spark.evaluate.ranking import candidates_of, top_k_from_scores
+    from recsys_spark.io import local
+    from recsys_spark.model_store import load_model
+    from recsys_spark.scoring import histories_of, score_every_user
+
+    lake, _, _ = nightly
+    data = local.read_lake_split(lake, DS)
+    model = load_model(lake, "mf", DS, data.n_items)
+    interactions = lake.read_table(S.INTERACTIONS, DS, "")
+    users = histories_of(interactions).join(lake.read_table(S.USER_VOCAB, DS, "").select(S.USER_IDX, S.USER_ID),
+                                            S.USER_IDX)
+    candidates = candidates_of(data.history(True).items, data.n_items) | candidates_of(data.test.items, data.n_items)
+
+    def lists(fold_in):
+        cfg = load_config(TEST_CONF, [f"score.fold_in={str(fold_in).lower()}", "score.fold_in_l2=0.01"])
+        rows = score_every_user(lake, cfg, DS, DS, interactions, users, model.scorer, candidates, data.n_items)
+        out = {}
+        for row in rows.orderBy(S.USER_IDX, S.RANK).collect():
+            assert row[S.REASON] == "model"
+            out.setdefault(row[S.USER_IDX], []).append(row[S.ITEM_IDX])
+        return out
+
+    fresh, stale = lists(True), lists(False)
+    with_news = set(data.test.users_with_items().tolist())
+    assert len(with_news) > 100 and set(fresh) == set(stale) and len(set(fresh) - with_news) > 0
+    changed = {u for u in fresh if fresh[u] != stale[u]}
+    assert changed <= with_news and len(changed) > 0.5 * len(with_news)
+    assert all(fresh[u] == stale[u] for u in set(fresh) - with_news)
+    # the published list of a user with news is the fold-in reference's
+    trained = data.history(True)
+    reference = FoldInScorer(model.scorer, trained.lengths(), 0.01)
+    for user in sorted(changed)[:5]:
+        history = np.concatenate([trained.rows([user])[0], data.test.rows([user])[0]])
+        items, _ = top_k_from_scores(reference.scores(np.array([user]), [history]), [history], candidates, 5)
+        assert fresh[user] == items[0].tolist()
+
+
 def test_jobs_fail_with_one_clear_message(tmp_path):
     proc = run_job("jobs.build_tables", "--ds", "2026-01-01", "--lake", str(tmp_path), "--conf", TEST_CONF)
     assert proc.returncode == 2
@@ -245,3 +289,15 @@ def test_every_model_trains_through_the_same_job_and_exports(nightly, model, los
         out = encoder.signatures["serving_default"](history=tf.constant(np.full((2, 50), -1, np.int32)))
         assert out["user_vector"].shape == (2, 8)
         assert meta["train_spec"]["item_content"] is True
+        # Scoring and evaluation run the encoder on each history (in NumPy): for the histories it was exported
+        # with (train then validation items), it gives the exported user vectors.
+        from recsys_spark.io import local
+        from recsys_spark.model_store import load_model
+
+        scorer = load_model(lake, model, DS).scorer
+        assert scorer.kind == "sequence" and meta["scorer"] == "sequence"
+        data = local.read_lake_split(lake, DS)
+        exported = {r[S.USER_IDX]: r[S.EMBEDDING] for r in users.collect()}
+        some = np.array(sorted(exported)[:20])
+        np.testing.assert_allclose(scorer.user_vectors(data.history(True).rows(some)),
+                                   np.array([exported[u] for u in some]), atol=1e-4)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
-from recsys_spark.evaluate.scorers import Scorer, because_arrays
+from recsys_spark.evaluate.scorers import Scorer
 
 TOP_K_SCHEMA = T.StructType(
     [
@@ -117,9 +117,8 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
                 if names is not None:
                     columns[S.ITEM_ID] = names[items[keep]]
                     reasons = columns[S.BECAUSE] = []
-                    for row, history in enumerate(histories[start:start + len(users)]):
-                        ids, counts = because_arrays(model, history, items[row][keep[row]])
-                        reasons.extend(list(labels[ok]) for labels, ok in zip(names[ids], counts))
+                    for per_item, kept in zip(model.because_block(histories[start:start + len(users)], items), keep):
+                        reasons.extend(list(names[ids]) for ids, ok in zip(per_item, kept) if ok)
                 for column in carry:
                     columns[column] = np.repeat(pdf[column].to_numpy()[start:start + len(users)], per_user)
                 yield pd.DataFrame(columns)

@@ -13,7 +13,7 @@ Scorers are TensorFlow-free (NumPy/scipy) so that Spark executors and the evalua
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -40,6 +40,15 @@ class Scorer:
 
     def params(self) -> Dict:
         return {}
+
+    def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> List[List[np.ndarray]]:
+        """``because`` for a block: for each user b and each of ``items[b]`` (-1 = no item), up to ``n``
+        history items that support it most (an empty array for -1)."""
+        out = []
+        for history, row in zip(histories, np.asarray(items, np.int64)):
+            ids, keep = because_arrays(self, history, np.maximum(row, 0), n)
+            out.append([labels[ok] if item >= 0 else labels[:0] for labels, ok, item in zip(ids, keep, row)])
+        return out
 
 
 class DotScorer(Scorer):
@@ -219,6 +228,10 @@ def scorer_from_arrays(kind: str, arrays: Dict[str, object], params: Dict) -> Sc
         return ItemPriorScorer(arrays["prior"])
     if kind == "profile":
         return ProfileScorer(arrays["features"])
+    if kind == "sequence":
+        from recsys_spark.evaluate.sequence_scorer import SequenceScorer
+
+        return SequenceScorer(arrays, params)
     if kind == "item_item":
         return ItemItemScorer(arrays["matrix"], params.get("last_n"), params.get("decay", 1.0), arrays.get("prior"),
                               params.get("prior_weight", 0.0))
@@ -247,6 +260,12 @@ class _Padded(Scorer):
         if old_items.any() and old_history.any():
             out[np.ix_(old_items, old_history)] = self.inner.support(history[old_history], items[old_items])
         return out
+
+    def because_block(self, histories, items, n=3):
+        inner = self.inner.n_items
+        items = np.asarray(items, np.int64)
+        return self.inner.because_block([np.asarray(h, np.int64)[np.asarray(h, np.int64) < inner] for h in histories],
+                                        np.where(items < inner, items, -1), n)
 
     def scores(self, users, histories):
         inner = self.inner.n_items

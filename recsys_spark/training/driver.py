@@ -12,6 +12,7 @@ from typing import Any, Dict
 from recsys_spark import schemas as S
 from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import MissingInputError
+from recsys_spark.model_store import SCORER_DIR
 from recsys_spark.training.spec import TrainResult, TrainSpec, settings_from_config
 from recsys_spark.training.worker import train_worker
 
@@ -38,6 +39,7 @@ def train_distributed(spark, spec: TrainSpec, num_proc: int) -> TrainResult:
         resumed_from_epoch=rank0["resumed_from_epoch"],
         epoch_train_seconds=rank0["train_seconds"],
         saved_model=rank0.get("saved_model"),
+        scorer_dir=rank0.get("scorer_dir"),
         final_learning_rates=[r["learning_rate"] for r in results],
         cpu_seconds=[r["cpu_seconds"] for r in results],
         all_rank_weights=[r["weights"] for r in results] if spec.return_weights_from_all_ranks else None,
@@ -126,7 +128,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
                              checkpoint_dir=os.path.join(checkpoint_dir, "refit") if checkpoint_dir else None)
         refit = train_distributed(spark, refit_spec, tc.num_proc)
         result.user_vectors, result.item_vectors = refit.user_vectors, refit.item_vectors
-        result.saved_model = refit.saved_model
+        result.saved_model, result.scorer_dir = refit.saved_model, refit.scorer_dir
     train_time_s = time.time() - started
     version = model_version(cfg, ds)
     metadata = {
@@ -156,6 +158,8 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         "config": cfg.to_dict(),
         "train_spec": asdict(spec),
     }
+    if result.scorer_dir:  # scoring and evaluation run the encoder on each user's history (SequenceScorer)
+        metadata["scorer"] = "sequence"
     path = lake.write_bundle(
         S.model_table(tc.model), ds,
         {
@@ -163,7 +167,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
             "item_embeddings": vectors_df(spark, result.item_vectors, S.ITEM_IDX, "item"),
         },
         files={"metadata.json": json.dumps(metadata, indent=2, sort_keys=True) + "\n"},
-        local_dirs={"encoder": result.saved_model} if result.saved_model else None,
+        local_dirs={"encoder": result.saved_model, SCORER_DIR: result.scorer_dir} if result.saved_model else None,
     )
     metadata["path"] = path
     return metadata

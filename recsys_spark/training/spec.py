@@ -69,6 +69,7 @@ class TrainResult:
     resumed_from_epoch: int = 0
     epoch_train_seconds: List[float] = field(default_factory=list)  # rank 0's feed + steps, per epoch
     saved_model: Optional[str] = None  # local folder of a sequence model's encoder
+    scorer_dir: Optional[str] = None  # local folder of a sequence model's NumPy scorer (its encoder's weights)
     final_learning_rates: List[float] = field(default_factory=list)  # every rank's, after any decay
     cpu_seconds: List[float] = field(default_factory=list)  # every rank's process CPU time (all its threads)
     all_rank_weights: Optional[List[List[Any]]] = None

@@ -192,6 +192,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
         out["user_vectors"], out["item_vectors"] = model.user_vectors(for_test=True), model.item_vectors(for_test=True)
         if hasattr(model, "encode") and spec.checkpoint_dir:
             out["saved_model"] = _save_encoder(model, spec)
+            out["scorer_dir"] = _save_sequence_scorer(model, spec.checkpoint_dir)
         out["validation"] = history
         out["best_epoch"] = int(state["best_epoch"].numpy()) if validator is not None else None
     if spec.return_weights_from_all_ranks:
@@ -221,6 +222,20 @@ def _save_encoder(model, spec: TrainSpec) -> str:
     shutil.rmtree(path, ignore_errors=True)
     encoder = Encoder(model)
     tf.saved_model.save(encoder, path, signatures={"serving_default": encoder.encode})
+    return path
+
+
+def _save_sequence_scorer(model, folder: str) -> str:
+    """Saves the encoder's weights for the TensorFlow-free scorer that scoring and evaluation run."""
+    import os
+    import shutil
+
+    from recsys_spark.evaluate.sequence_scorer import arrays_of_sasrec
+    from recsys_spark.io import local
+
+    path = os.path.join(folder, "scorer")
+    shutil.rmtree(path, ignore_errors=True)
+    local.save_arrays(path, *arrays_of_sasrec(model))
     return path
 
 

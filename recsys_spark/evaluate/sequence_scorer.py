@@ -1,0 +1,159 @@
+"""SASRec's encoder in NumPy: a scorer that reads each user's whole history at scoring time.
+
+The trained weights (:func:`arrays_of_sasrec`) are run here without TensorFlow, so Spark executors and
+the evaluation score a user from every event up to the day they are scored on (an event after training
+moves the list without retraining), and explain a recommendation by the last block's attention.
+
+score(u, i) = encode(last L items of u's history)[last position] . item_table[i], exactly as
+:meth:`recsys_spark.models.sasrec.SASRec.encode` computes it (pre-norm blocks, causal attention that
+never reads padding, final layer norm).
+
+Support of history item h for item i (``because``): the last block's attention from the last position to
+h's position, times what that position's value contributes to i's score:
+``sum over heads a[head, p] * ((x_p Wv + bv) Wo) . item_table[i]`` (attention weighted by the value it
+carries, not the raw weight alone, so that each recommendation gets its own reasons).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from recsys_spark.evaluate.scorers import Scorer
+
+_PARTS = ("q", "k", "v", "o")  # attention projections: kernels [d, h, k] (o: [h, k, d]) and biases
+
+
+class SequenceScorer(Scorer):
+    """Args:
+        arrays: ``item_table`` [n_items, d], ``position`` [L, d], ``final_gamma``/``final_beta`` [d], and per
+            block b: ``b{b}_{q,k,v,o}_kernel``/``_bias``, ``b{b}_norm{1,2}_gamma``/``_beta``,
+            ``b{b}_ff{1,2}_kernel``/``_bias``.
+        params: ``n_layers``, ``heads``, ``max_len``, ``epsilon`` (layer norm).
+    """
+
+    kind = "sequence"
+
+    def __init__(self, arrays: Dict[str, np.ndarray], params: Dict):
+        self._arrays = {name: np.asarray(value, np.float32) for name, value in arrays.items()}
+        self._params = dict(params)
+        self.item_table = self._arrays["item_table"]
+        self.n_items, self.dim = self.item_table.shape
+        self.n_layers, self.heads = int(params["n_layers"]), int(params["heads"])
+        self.max_len, self.epsilon = int(params["max_len"]), float(params.get("epsilon", 1e-6))
+
+    def arrays(self):
+        return dict(self._arrays)
+
+    def params(self):
+        return dict(self._params)
+
+    def padded_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """[B, L] int: the last L items of each history, left-padded with -1 (as the ``sequences`` table)."""
+        out = np.full((len(histories), self.max_len), -1, np.int64)
+        for row, items in enumerate(histories):
+            items = np.asarray(items, np.int64)[-self.max_len:]
+            if len(items):
+                out[row, self.max_len - len(items):] = items
+        return out
+
+    def encode(self, padded: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """padded [B, L] -> (last hidden [B, d], last block's attention of the last position [B, heads, L],
+        each position's value through the output projection [B, heads, L, d])."""
+        w = self._arrays
+        is_item = padded >= 0
+        x = self.item_table[np.maximum(padded, 0)] * np.float32(self.dim ** 0.5) + w["position"][np.newaxis]
+        x = x * is_item[..., np.newaxis]
+        length = padded.shape[1]
+        causal = np.tril(np.ones((length, length), bool))
+        mask = (causal[np.newaxis] & is_item[:, np.newaxis, :]) | np.eye(length, dtype=bool)[np.newaxis]
+        for block in range(self.n_layers):
+            last = block == self.n_layers - 1
+            p = f"b{block}_"
+            query_in = _layer_norm(x[:, -1:] if last else x, w[p + "norm1_gamma"], w[p + "norm1_beta"], self.epsilon)
+            q = np.einsum("bld,dhk->bhlk", query_in, w[p + "q_kernel"]) + w[p + "q_bias"][:, np.newaxis]
+            k = np.einsum("bld,dhk->bhlk", x, w[p + "k_kernel"]) + w[p + "k_bias"][:, np.newaxis]
+            v = np.einsum("bld,dhk->bhlk", x, w[p + "v_kernel"]) + w[p + "v_bias"][:, np.newaxis]
+            logits = np.einsum("bhqk,bhlk->bhql", q, k) / np.float32(np.sqrt(q.shape[-1]))
+            allowed = (mask[:, -1:] if last else mask)[:, np.newaxis]
+            logits = np.where(allowed, logits, -np.inf)
+            attention = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            attention /= attention.sum(axis=-1, keepdims=True)
+            values_out = np.einsum("bhlk,hkd->bhld", v, w[p + "o_kernel"])  # [B, h, L, d]
+            attended = np.einsum("bhql,bhld->bqd", attention, values_out) + w[p + "o_bias"]
+            x = (x[:, -1:] if last else x) + attended
+            h = _layer_norm(x, w[p + "norm2_gamma"], w[p + "norm2_beta"], self.epsilon)
+            hidden = np.maximum(h @ w[p + "ff1_kernel"] + w[p + "ff1_bias"], 0.0)
+            x = x + hidden @ w[p + "ff2_kernel"] + w[p + "ff2_bias"]
+            x = x * (is_item[:, -1:] if last else is_item)[..., np.newaxis]
+        out = _layer_norm(x[:, -1], w["final_gamma"], w["final_beta"], self.epsilon)
+        return out.astype(np.float32), attention[:, :, 0], values_out
+
+    def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """[B, d]: the last position's hidden state for each history."""
+        if not len(histories):
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode(self.padded_histories(histories))[0]
+
+    def scores(self, users, histories):
+        return self.user_vectors(histories) @ self.item_table.T
+
+    def position_support(self, histories: Sequence[np.ndarray], items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(padded [B, L], support [B, k, L]) of each history position for each of ``items`` [B, k]."""
+        padded = self.padded_histories(histories)
+        _, attention, values_out = self.encode(padded)
+        carried = np.einsum("bhl,bhld->bld", attention, values_out)  # attention-weighted value per position
+        support = np.einsum("bld,bkd->bkl", carried, self.item_table[np.asarray(items, np.int64)])
+        support = np.where(padded[:, np.newaxis, :] >= 0, support, -np.inf)
+        return padded, support.astype(np.float32)
+
+    def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> List:
+        """For each user b and each of ``items[b]`` (-1 = no item: an empty array), up to ``n`` distinct
+        history items with positive support, most supportive first (an item met twice counts at its best
+        position; equal support goes to the more recent position)."""
+        items = np.asarray(items, np.int64)
+        if not len(histories):
+            return []
+        padded, support = self.position_support(histories, np.maximum(items, 0))
+        order = np.argsort(-support[..., ::-1], axis=-1, kind="stable")  # newest first among equals
+        order = padded.shape[1] - 1 - order
+        out = []
+        for row in range(len(histories)):
+            per_item = []
+            for col in range(items.shape[1]):
+                chosen: List[int] = []
+                for position in order[row, col] if items[row, col] >= 0 else ():
+                    if support[row, col, position] <= 0 or len(chosen) == n:
+                        break
+                    if padded[row, position] not in chosen:
+                        chosen.append(int(padded[row, position]))
+                per_item.append(np.asarray(chosen, np.int64))
+            out.append(per_item)
+        return out
+
+
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    variance = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
+
+
+def arrays_of_sasrec(model) -> Tuple[Dict[str, np.ndarray], Dict]:
+    """(arrays, params) of a trained :class:`~recsys_spark.models.sasrec.SASRec` for :class:`SequenceScorer`."""
+    arrays = {"item_table": model.item_table()[1:].numpy(),
+              "position": model.position_embedding.embeddings.numpy(),
+              "final_gamma": model.final_norm.gamma.numpy(), "final_beta": model.final_norm.beta.numpy()}
+    for number, block in enumerate(model.blocks):
+        p = f"b{number}_"
+        attention = block.attention
+        for part, layer in zip(_PARTS, (attention._query_dense, attention._key_dense, attention._value_dense,
+                                        attention._output_dense)):
+            arrays[p + part + "_kernel"], arrays[p + part + "_bias"] = layer.get_weights()
+        for name, norm in (("norm1", block.norm1), ("norm2", block.norm2)):
+            arrays[p + name + "_gamma"], arrays[p + name + "_beta"] = norm.get_weights()
+        for name, dense in (("ff1", block.ff1), ("ff2", block.ff2)):
+            arrays[p + name + "_kernel"], arrays[p + name + "_bias"] = dense.get_weights()
+    params = {"n_layers": len(model.blocks), "heads": model.blocks[0].attention._num_heads, "max_len": model.max_len,
+              "epsilon": float(model.final_norm.epsilon)}
+    return {name: np.asarray(value, np.float32) for name, value in arrays.items()}, params

@@ -1,0 +1,108 @@
+"""Scorers that read the events since training: SASRec's encoder in NumPy (with attention explanations)
+and the fold-in of embedding models' user vectors."""
+
+import numpy as np
+
+from recsys_spark.evaluate.fold_in import FoldInScorer, with_fold_in
+from recsys_spark.evaluate.scorers import DotScorer, ItemItemScorer, padded, scorer_from_arrays
+from recsys_spark.evaluate.sequence_scorer import SequenceScorer
+
+
+def test_the_numpy_encoder_matches_sasrec_and_reads_the_newest_event(tmp_path):
+    import tensorflow as tf
+
+    from recsys_spark.io import local
+    from recsys_spark.models.sasrec import SASRec
+    from recsys_spark.training.worker import _save_sequence_scorer
+
+    model = SASRec(n_users=4, n_items=30, embedding_dim=16, n_layers=2, heads=2, dropout=0.0, max_len=8, seed=3)
+    rng = np.random.default_rng(0)
+    for variable in model.variables:  # away from the initial values (zero biases, unit norms)
+        variable.assign(variable.numpy() + rng.normal(0, 0.3, variable.shape).astype(np.float32))
+    # saved as the training job saves it, loaded as scoring loads it
+    folder = _save_sequence_scorer(model, str(tmp_path))
+    scorer = scorer_from_arrays("sequence", *local.load_arrays(folder))
+    histories = [np.array([1, 2, 3]), np.array([5]), np.arange(12) % 30, np.array([29, 0, 4, 7, 7])]
+    padded_rows = scorer.padded_histories(histories)
+    assert padded_rows[2].tolist() == list(range(4, 12))  # the last L items
+    assert padded_rows[0].tolist() == [-1] * 5 + [1, 2, 3]
+    expected = model.vectors_for(padded_rows.astype(np.int32))
+    np.testing.assert_allclose(scorer.user_vectors(histories), expected, atol=1e-5)
+    np.testing.assert_allclose(scorer.scores(np.arange(4), histories), expected @ model.item_table()[1:].numpy().T,
+                               atol=1e-4)
+    _, attentions = model.encode(tf.constant(padded_rows, tf.int32))
+    np.testing.assert_allclose(scorer.encode(padded_rows)[1], attentions[-1].numpy()[:, :, -1], atol=1e-5)
+    # a new event (not a retrained model) changes the user's scores
+    later = scorer.scores(np.array([0]), [np.array([1, 2, 3, 17])])
+    assert not np.allclose(later, scorer.scores(np.array([0]), histories[:1]))
+
+
+def hand_set_sequence_scorer(key_of_item1: float = 0.0) -> SequenceScorer:
+    """One block, one head, d = 4, items one-hot except item 4 = e0 + 0.5 e1. Value and output projections
+    are the identity and the feed-forward is zero, so position p carries attention[p] * x_p with x_p the
+    item's embedding times 2 (sqrt(d)). Keys are zero (uniform attention) unless ``key_of_item1`` makes
+    the last query attend to item 1."""
+    d = 4
+    table = np.vstack([np.eye(d), [[1.0, 0.5, 0.0, 0.0]]]).astype(np.float32)
+    eye = np.eye(d, dtype=np.float32)
+    arrays = {"item_table": table, "position": np.zeros((3, d), np.float32),
+              "final_gamma": np.ones(d), "final_beta": np.zeros(d),
+              "b0_q_kernel": eye[:, None, :] * key_of_item1, "b0_q_bias": np.ones((1, d)),
+              "b0_k_kernel": np.zeros((d, 1, d)), "b0_k_bias": np.zeros((1, d)),
+              "b0_v_kernel": eye[:, None, :], "b0_v_bias": np.zeros((1, d)),
+              "b0_o_kernel": eye[None], "b0_o_bias": np.zeros(d),
+              "b0_norm1_gamma": np.ones(d), "b0_norm1_beta": np.zeros(d),
+              "b0_norm2_gamma": np.ones(d), "b0_norm2_beta": np.zeros(d),
+              "b0_ff1_kernel": np.zeros((d, d)), "b0_ff1_bias": np.zeros(d),
+              "b0_ff2_kernel": np.zeros((d, d)), "b0_ff2_bias": np.zeros(d)}
+    if key_of_item1:  # the key of item 1's position matches the (all-ones) query: logit 2 * key_of_item1
+        arrays["b0_k_kernel"] = np.zeros((d, 1, d))
+        arrays["b0_k_kernel"][1, 0, :] = key_of_item1
+    return SequenceScorer(arrays, {"n_layers": 1, "heads": 1, "max_len": 3})
+
+
+def test_sequence_because_follows_the_attention_on_a_known_case():
+    history = [np.array([2, 1, 0])]  # oldest first; the last position attends to all three
+    # Uniform attention: item 4 = e0 + 0.5 e1 is supported by item 0 (1/3 * 2 * 1) more than by item 1
+    # (1/3 * 2 * 0.5); item 2 carries nothing towards it. Item 3 has no support at all.
+    scorer = hand_set_sequence_scorer()
+    _, support = scorer.position_support(history, np.array([[4, 3]]))
+    np.testing.assert_allclose(support[0, 0], [0.0, 2 / 3 * 0.5, 2 / 3], atol=1e-6)
+    assert [r.tolist() for r in scorer.because_block(history, np.array([[4, 3, -1]]))[0]] == [[0, 1], [], []]
+    # Now the last query attends almost only to item 1: it becomes the first reason for item 4.
+    focused = hand_set_sequence_scorer(key_of_item1=10.0)
+    attention = focused.encode(focused.padded_histories(history))[1][0, 0]
+    assert attention[1] > 0.99
+    assert focused.because_block(history, np.array([[4]]))[0][0].tolist() == [1, 0]
+    # through padding (a model from an earlier day): items it never knew give no reason and get none
+    wide = padded(focused, 7)
+    reasons = wide.because_block([np.array([2, 1, 6, 0])], np.array([[4, 6]]))[0]
+    assert reasons[0].tolist() == [1, 0] and reasons[1].tolist() == []
+
+
+def test_fold_in_matches_the_regularised_least_squares_and_keeps_users_without_news():
+    rng = np.random.default_rng(1)
+    items = rng.normal(size=(6, 3)).astype(np.float32)
+    users = rng.normal(size=(2, 3)).astype(np.float32)
+    trained_len = np.array([2, 3])
+    scorer = FoldInScorer(DotScorer(users, items), trained_len, l2=0.5)
+    histories = [np.array([0, 1, 4, 5]), np.array([2, 3, 0])]  # user 0 has two new events, user 1 none
+    got = scorer.user_vectors(np.array([0, 1]), histories)
+    np.testing.assert_array_equal(got[1], users[1])
+    # the reference: stack the equations t = v_i . u (new items) and sqrt(lambda) u = sqrt(lambda) u0
+    lam = 0.5 * np.mean(np.sum(items.astype(np.float64) ** 2, axis=1))
+    target = np.mean(items[[0, 1]] @ users[0])
+    lhs = np.vstack([items[[4, 5]], np.sqrt(lam) * np.eye(3)])
+    rhs = np.concatenate([[target, target], np.sqrt(lam) * users[0]])
+    np.testing.assert_allclose(got[0], np.linalg.lstsq(lhs, rhs, rcond=None)[0], rtol=1e-4, atol=1e-5)
+    # the new items now score closer to the user's typical score than before
+    before, after = items[[4, 5]] @ users[0], items[[4, 5]] @ got[0]
+    assert np.all(np.abs(after - target) < np.abs(before - target))
+    np.testing.assert_allclose(scorer.scores(np.array([0]), histories[:1])[0], items @ got[0], rtol=1e-5)
+
+
+def test_fold_in_wraps_only_embedding_models():
+    dot = DotScorer(np.ones((1, 2)), np.ones((3, 2)))
+    assert isinstance(with_fold_in(dot, np.array([1]), 1.0), FoldInScorer)
+    item_item = ItemItemScorer(np.eye(3))
+    assert with_fold_in(item_item, np.array([1]), 1.0) is item_item
