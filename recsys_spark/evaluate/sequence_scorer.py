@@ -72,16 +72,16 @@ class SequenceScorer(Scorer):
             last = block == self.n_layers - 1
             p = f"b{block}_"
             query_in = _layer_norm(x[:, -1:] if last else x, w[p + "norm1_gamma"], w[p + "norm1_beta"], self.epsilon)
-            q = np.einsum("bld,dhk->bhlk", query_in, w[p + "q_kernel"]) + w[p + "q_bias"][:, np.newaxis]
-            k = np.einsum("bld,dhk->bhlk", x, w[p + "k_kernel"]) + w[p + "k_bias"][:, np.newaxis]
-            v = np.einsum("bld,dhk->bhlk", x, w[p + "v_kernel"]) + w[p + "v_bias"][:, np.newaxis]
-            logits = np.einsum("bhqk,bhlk->bhql", q, k) / np.float32(np.sqrt(q.shape[-1]))
+            q = _project(query_in, w[p + "q_kernel"], w[p + "q_bias"])  # [B, h, Lq, k]
+            k = _project(x, w[p + "k_kernel"], w[p + "k_bias"])
+            v = _project(x, w[p + "v_kernel"], w[p + "v_bias"])
+            logits = np.matmul(q, np.swapaxes(k, -1, -2)) / np.float32(np.sqrt(q.shape[-1]))  # [B, h, Lq, L]
             allowed = (mask[:, -1:] if last else mask)[:, np.newaxis]
-            logits = np.where(allowed, logits, -np.inf)
+            logits = np.where(allowed, logits, np.float32(-np.inf))
             attention = np.exp(logits - logits.max(axis=-1, keepdims=True))
             attention /= attention.sum(axis=-1, keepdims=True)
-            values_out = np.einsum("bhlk,hkd->bhld", v, w[p + "o_kernel"])  # [B, h, L, d]
-            attended = np.einsum("bhql,bhld->bqd", attention, values_out) + w[p + "o_bias"]
+            values_out = np.matmul(v, w[p + "o_kernel"][np.newaxis])  # [B, h, L, d]
+            attended = np.matmul(attention, values_out).sum(axis=1) + w[p + "o_bias"]  # [B, Lq, d]
             x = (x[:, -1:] if last else x) + attended
             h = _layer_norm(x, w[p + "norm2_gamma"], w[p + "norm2_beta"], self.epsilon)
             hidden = np.maximum(h @ w[p + "ff1_kernel"] + w[p + "ff1_bias"], 0.0)
@@ -103,8 +103,8 @@ class SequenceScorer(Scorer):
         """(padded [B, L], support [B, k, L]) of each history position for each of ``items`` [B, k]."""
         padded = self.padded_histories(histories)
         _, attention, values_out = self.encode(padded)
-        carried = np.einsum("bhl,bhld->bld", attention, values_out)  # attention-weighted value per position
-        support = np.einsum("bld,bkd->bkl", carried, self.item_table[np.asarray(items, np.int64)])
+        carried = (attention[..., np.newaxis] * values_out).sum(axis=1)  # [B, L, d]: attention-weighted values
+        support = np.matmul(self.item_table[np.asarray(items, np.int64)], np.swapaxes(carried, 1, 2))  # [B, k, L]
         support = np.where(padded[:, np.newaxis, :] >= 0, support, -np.inf)
         return padded, support.astype(np.float32)
 
@@ -131,6 +131,14 @@ class SequenceScorer(Scorer):
                 per_item.append(np.asarray(chosen, np.int64))
             out.append(per_item)
         return out
+
+
+def _project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x [B, L, d] through a [d, h, k] kernel and [h, k] bias -> [B, h, L, k]."""
+    d, heads, width = kernel.shape
+    out = (x @ kernel.reshape(d, heads * width) + bias.reshape(heads * width)).reshape(x.shape[0], x.shape[1],
+                                                                                       heads, width)
+    return out.transpose(0, 2, 1, 3)
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float) -> np.ndarray:
