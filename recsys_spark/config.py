@@ -133,6 +133,8 @@ class PipelineConfig:
         for key, value in positive.items():
             if value <= 0:
                 problems.append(f"{key}={value}: must be > 0")
+        if self.generate.new_items < 0:
+            problems.append(f"generate.new_items={self.generate.new_items}: must be >= 0")
         if self.build.split_mode not in ("leave_last_out", "time_cut"):
             problems.append(f"build.split_mode={self.build.split_mode!r}: use 'leave_last_out' or 'time_cut'")
         for key in ("test_days", "validation_days", "sequence_length", "cooccurrence_top_k",

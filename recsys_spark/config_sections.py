@@ -35,6 +35,7 @@ class GenerateConfig:
     seed: int = 42
     n_users: int = 3000
     n_items: int = 600
+    new_items: int = 0  # catalogue items with no event yet (recommended only by models that read content)
     n_categories: int = 12
     latent_dim: int = 8
     mean_events_per_user: float = 40.0

@@ -27,6 +27,11 @@ class LoadedModel:
     scorer: Scorer
     metadata: Dict
 
+    @property
+    def scores_new_items(self) -> bool:
+        """Items without interactions get a score from their content (models exported before this say no)."""
+        return bool(self.metadata.get("scores_new_items", False))
+
 
 def model_path(lake, model: str, ds: str) -> str:
     return lake.require_partition(

@@ -50,6 +50,7 @@ RAW_VALUE = "raw_value"
 REASON = "reason"
 AVAILABLE = "available"
 BECAUSE = "because"
+NEW_ITEM = "new_item"
 USER_IDX = "user_idx"
 ITEM_IDX = "item_idx"
 FIRST_DS = "first_ds"
@@ -180,6 +181,7 @@ RECOMMENDATIONS_SCHEMA = T.StructType(
         T.StructField(MODEL_VERSION, T.StringType(), False),
         T.StructField(REASON, T.StringType(), False),  # model, content_fallback or popularity_fallback
         T.StructField(BECAUSE, T.ArrayType(T.StringType(), False), False),  # up to 3 supporting history items
+        T.StructField(NEW_ITEM, T.BooleanType(), False),  # no interaction up to ds: recommended by its content
     ]
 )
 

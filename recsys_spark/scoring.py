@@ -4,7 +4,7 @@ new validated version of ``recommendations`` for the day (``recsys_spark/publica
 from __future__ import annotations
 
 import functools
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 from pyspark.sql import DataFrame
@@ -47,28 +47,43 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
             f"{decision['champion_version']}: it was retrained after the gate. Re-run evaluate and gate for ds={ds}.")
     users_df = histories_of(interactions_df)
     seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
-    candidates = candidates_of(seen_items, n_items)
+    features = read_features(lake, ds, n_items)
     unavailable = unavailable_items(lake, cfg, ds)
-    candidates[unavailable] = False
+    candidates, new_items = candidate_items(seen_items, features, model, n_items, unavailable)
     user_vocab_df = lake.read_table(S.USER_VOCAB, ds, hint).select(S.USER_IDX, S.USER_ID)
     item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
     # ids are attached per user before ranking and per item inside the executors: no join of the output
     top_df = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df,
-                              users_df.join(user_vocab_df, S.USER_IDX), model.scorer, candidates, n_items)
+                              users_df.join(user_vocab_df, S.USER_IDX), model.scorer, candidates, n_items,
+                              features, new_items)
     recs_df = top_df.select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE, F.lit(model.name).alias(S.MODEL),
-                            F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE)
+                            F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE, S.NEW_ITEM)
     seen_df = (interactions_df.select(S.USER_IDX, S.ITEM_IDX).distinct()
                .join(user_vocab_df, on=S.USER_IDX).join(item_vocab_df, on=S.ITEM_IDX).select(S.USER_ID, S.ITEM_ID))
     unavailable_df = (spark.createDataFrame([(int(i),) for i in unavailable], f"{S.ITEM_IDX} int")
                       .join(item_vocab_df, S.ITEM_IDX).select(S.ITEM_ID)) if len(unavailable) else None
     expect = publication.Expectations(seen_df, cfg.score.top_n, int(candidates.sum()), model.version, unavailable_df)
     details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
-               "top_n": cfg.score.top_n}
+               "top_n": cfg.score.top_n, "new_item_candidates": int(new_items.sum())}
     manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
     return {"path": lake.partition_path(S.RECOMMENDATIONS, ds), "version_path": manifest["path"],
             "version": manifest["version"], "users": manifest["users"], "rows": manifest["rows"],
             "users_by_reason": manifest["users_by_reason"], "model": model.name, "model_version": model.version,
             "top_n": cfg.score.top_n}
+
+
+def candidate_items(seen_items: np.ndarray, features, model, n_items: int, unavailable: np.ndarray):
+    """(candidates, new_items), [n_items] bool each: the items anybody interacted with, plus, when the model
+    scores items by their content (``model.scores_new_items``), the items with content and no interaction
+    yet that the model knows; never an unavailable item."""
+    candidates = candidates_of(seen_items, n_items)
+    new_items = (np.diff(features.indptr) > 0) & ~candidates
+    new_items[int(model.metadata.get("n_items", n_items)):] = False
+    if not model.scores_new_items:
+        new_items[:] = False
+    candidates |= new_items
+    candidates[unavailable] = False
+    return candidates, new_items & candidates
 
 
 def histories_of(interactions_df: DataFrame) -> DataFrame:
@@ -91,18 +106,24 @@ def unavailable_items(lake, cfg: PipelineConfig, ds: str) -> np.ndarray:
     return np.array([r[0] for r in rows], np.int64)
 
 
+def read_features(lake, ds: str, n_items: int):
+    """The day's ``item_features`` as a scipy CSR [n_items, n_features] (rows of items without content empty)."""
+    from recsys_spark.io import local
+
+    path = lake.require_partition(S.ITEM_FEATURES, ds, f"run `python -m jobs.build_tables --ds {ds}` first.")
+    return local.read_item_features(lake.local_path(path), n_items)
+
+
 def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,
-                     candidates, n_items: int):
+                     candidates, n_items: int, features=None, new_items: Optional[np.ndarray] = None):
     """Top-N rows (user_idx, item_idx, rank, score, because, reason) for every user of ``users_df``: the model's
     where it can score the user, else a fallback (``recsys_spark/fallback.py``). An embedding model's user
-    vectors take in the events since its training (``score.fold_in``)."""
+    vectors take in the events since its training (``score.fold_in``). ``new_items`` [n_items] bool marks
+    the candidates without any interaction (the ``new_item`` column)."""
     from recsys_spark import fallback
     from recsys_spark.evaluate.fold_in import with_fold_in
     from recsys_spark.evaluate.scorers import ItemPriorScorer, ProfileScorer
-    from recsys_spark.io import local
-
-    features_path = lake.require_partition(S.ITEM_FEATURES, ds, f"run `python -m jobs.build_tables --ds {ds}` first.")
-    features = local.read_item_features(lake.local_path(features_path), n_items)
+    features = read_features(lake, ds, n_items) if features is None else features
     content_items = [int(i) for i in np.flatnonzero(np.diff(features.indptr) > 0)]
     content_items_df = lake.spark.createDataFrame([(i,) for i in content_items], f"{S.ITEM_IDX} int")
     trained_df = (lake.read_table(S.INTERACTIONS, model_ds, "")
@@ -125,7 +146,7 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     for row in lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).collect():
         names[row[S.ITEM_IDX]] = row[S.ITEM_ID]
     parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates, cfg.score.top_n,
-                         cfg.score.users_per_batch, explain_names=names, carry=[S.USER_ID])
+                         cfg.score.users_per_batch, explain_names=names, carry=[S.USER_ID], new_items=new_items)
              .withColumn(S.REASON, F.lit(route))
              for route, make in scorers.items() if routes.get(route)]  # a fallback nobody needs is not built
     if not parts:

@@ -227,6 +227,7 @@ def test_lists_take_in_the_events_since_the_model_was_trained(nightly, spark):
     def lists(fold_in):
         cfg = load_config(TEST_CONF, [f"score.fold_in={str(fold_in).lower()}", "score.fold_in_l2=0.01"])
         rows = score_every_user(lake, cfg, DS, DS, interactions, users, model.scorer, candidates, data.n_items)
+        assert not any(row[S.NEW_ITEM] for row in rows.collect())
         out = {}
         for row in rows.orderBy(S.USER_IDX, S.RANK).collect():
             assert row[S.REASON] == "model"
@@ -246,6 +247,45 @@ def test_lists_take_in_the_events_since_the_model_was_trained(nightly, spark):
         history = np.concatenate([trained.rows([user])[0], data.test.rows([user])[0]])
         items, _ = top_k_from_scores(reference.scores(np.array([user]), [history]), [history], candidates, 5)
         assert fresh[user] == items[0].tolist()
+
+
+def test_new_catalogue_items_are_candidates_for_models_that_read_content(nightly, spark, tiny_cfg):
+    """The generated catalogue has new_items items without any event: build_tables gives them indices and
+    content; the content model recommends them, marked new_item, and a model without content never does."""
+    import numpy as np
+
+    from recsys_spark.baselines.train import run_train_baseline
+    from recsys_spark.config import load_config
+    from recsys_spark.data.synthetic import item_id
+    from recsys_spark.model_store import load_model
+    from recsys_spark.scoring import candidate_items, histories_of, read_features, score_every_user
+
+    lake, generated, _ = nightly
+    assert generated["items"] == tiny_cfg.generate.n_items + tiny_cfg.generate.new_items == 124
+    vocab = {r[S.ITEM_ID]: r[S.ITEM_IDX] for r in lake.read_table(S.ITEM_VOCAB, DS, "").collect()}
+    n_items = max(vocab.values()) + 1
+    interactions = lake.read_table(S.INTERACTIONS, DS, "")
+    seen = np.array(sorted({r[0] for r in interactions.select(S.ITEM_IDX).distinct().collect()}))
+    arrived = {vocab[item_id(tiny_cfg.generate.n_items + j)] for j in range(tiny_cfg.generate.new_items)}
+    assert arrived and not arrived & set(seen.tolist())
+    features = read_features(lake, DS, n_items)
+    assert all(features[i].nnz > 0 for i in arrived)
+    cfg = load_config(TEST_CONF, ["train.model=content"])
+    run_train_baseline(spark, lake, cfg, DS)
+    content = load_model(lake, "content", DS, n_items)
+    unavailable = np.array([min(arrived)])
+    candidates, new = candidate_items(seen, features, content, n_items, unavailable)
+    assert set(np.flatnonzero(new).tolist()) == arrived - {min(arrived)} and not candidates[min(arrived)]
+    assert set(np.flatnonzero(candidates).tolist()) == set(seen.tolist()) | (arrived - {min(arrived)})
+    mf = load_model(lake, "mf", DS, n_items)
+    assert not candidate_items(seen, features, mf, n_items, unavailable)[1].any()
+    users = histories_of(interactions).join(lake.read_table(S.USER_VOCAB, DS, "").select(S.USER_IDX, S.USER_ID),
+                                            S.USER_IDX)
+    rows = score_every_user(lake, cfg, DS, DS, interactions, users, content.scorer, candidates, n_items, features,
+                            new).collect()
+    flagged = {r[S.ITEM_IDX] for r in rows if r[S.NEW_ITEM]}
+    assert flagged and flagged <= arrived and all(r[S.NEW_ITEM] == (r[S.ITEM_IDX] in arrived) for r in rows)
+    assert min(arrived) not in {r[S.ITEM_IDX] for r in rows}
 
 
 def test_jobs_fail_with_one_clear_message(tmp_path):

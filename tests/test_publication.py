@@ -20,7 +20,7 @@ SEEN = [("u1", "i0"), ("u2", "i0"), ("u2", "i1"), ("u2", "i2")]
 
 def recs(spark, rows, version="v1"):
     """rows: [(user, item, rank)]"""
-    return spark.createDataFrame([(u, i, r, 1.0 / r, "mf", version, "model", ["i0"]) for u, i, r in rows],
+    return spark.createDataFrame([(u, i, r, 1.0 / r, "mf", version, "model", ["i0"], False) for u, i, r in rows],
                                  S.RECOMMENDATIONS_SCHEMA)
 
 

@@ -13,6 +13,7 @@ from recsys_spark.errors import NumericalBreakdown
 from recsys_spark.evaluate.offline import validation_metrics
 from recsys_spark.io import local
 from recsys_spark.model_store import save_scorer_bundle
+from recsys_spark.models import scores_new_items
 
 
 def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.SplitData = None) -> Dict[str, Any]:
@@ -44,7 +45,7 @@ def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.Sp
     metadata = {
         "model": name, "model_version": version, "ds": ds, "family": "baseline",
         "params": params, "grid": trials, "refit_on_train_and_validation": True, "refit_errors": refit_errors,
-        "validation_ndcg": validation_ndcg,
+        "validation_ndcg": validation_ndcg, "scores_new_items": scores_new_items(name),
         "validation": [{"epoch": 1, "ndcg": validation_ndcg, "recall": best["recall"], "n_users": best["n_users"]}],
         "best_epoch": None, "epochs_run": 1, "epoch_losses": [], "num_proc": 1, "stopped_early": False,
         "train_rows": int(len(data.train.items)),

@@ -41,6 +41,7 @@ class SyntheticWorld:
     item_factors: np.ndarray  # [n_items, d]
     item_category: np.ndarray  # [n_items] int
     log_popularity: np.ndarray  # [n_items]
+    category_centres: np.ndarray  # [n_categories, d]
 
 
 def user_id(u: int) -> str:
@@ -66,7 +67,7 @@ def make_world(cfg: GenerateConfig) -> SyntheticWorld:
     drift *= cfg.drift_scale / np.linalg.norm(drift, axis=1, keepdims=True)
     ranks = rng.permutation(cfg.n_items) + 1
     log_popularity = -np.log(ranks.astype(float))
-    return SyntheticWorld(user_factors, drift, item_factors, item_category, log_popularity)
+    return SyntheticWorld(user_factors, drift, item_factors, item_category, log_popularity, centres)
 
 
 def _choose_items(rng: np.random.Generator, world: SyntheticWorld, cfg: GenerateConfig,
@@ -149,15 +150,21 @@ def generate_catalog(cfg: GenerateConfig) -> List[Dict[str, object]]:
     """The item catalog: id, title, category, tags and price, consistent with the planted factors."""
     world = make_world(cfg)
     rng = np.random.default_rng([cfg.seed, 1])
+    # ``new_items`` more items arrive in the catalogue with no event yet (new items scored by content)
+    arriving = np.random.default_rng([cfg.seed, 2])
+    new_category = arriving.integers(0, cfg.n_categories, size=cfg.new_items)
+    new_factors = world.category_centres[new_category] + 0.45 * arriving.normal(size=(cfg.new_items, cfg.latent_dim))
+    categories = np.concatenate([world.item_category, new_category])
+    factors = np.vstack([world.item_factors, new_factors])
     rows = []
-    for i in range(cfg.n_items):
-        top_dims = np.argsort(-world.item_factors[i])[:2]
+    for i in range(cfg.n_items + cfg.new_items):
+        top_dims = np.argsort(-factors[i])[:2]
         rows.append(
             {
                 S.ITEM_ID: item_id(i),
                 "title": f"{_ADJECTIVES[int(top_dims[0]) % len(_ADJECTIVES)].title()} "
-                         f"{_NOUNS[int(world.item_category[i]) % len(_NOUNS)]} {i}",
-                "category": f"cat_{int(world.item_category[i]):02d}",
+                         f"{_NOUNS[int(categories[i]) % len(_NOUNS)]} {i}",
+                "category": f"cat_{int(categories[i]):02d}",
                 "tags": [f"tag_{int(t)}" for t in top_dims],
                 "price": round(float(rng.lognormal(3.0, 0.6)), 2),
             }

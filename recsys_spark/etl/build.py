@@ -28,13 +28,18 @@ def filter_first_delivery(events_df: DataFrame) -> DataFrame:
 
 
 def extend_vocab(events_df: DataFrame, previous_vocab_df: Optional[DataFrame], id_col: str, idx_col: str,
-                 ds: str) -> DataFrame:
+                 ds: str, catalog_ids_df: Optional[DataFrame] = None) -> DataFrame:
     """Returns the vocabulary ``(id, idx, first_ds)``: every earlier index kept, new ids appended.
 
     New ids get contiguous indices after the largest existing one, ordered by first event time then id,
-    so the result is deterministic for the same input.
+    so the result is deterministic for the same input. ``catalog_ids_df`` (``id_col``): ids known without
+    an event (new catalogue items, scored by content); they come after the day's new ids, by id.
     """
     seen_df = events_df.groupBy(id_col).agg(F.min(S.EVENT_TS).alias("_first_ts"))
+    if catalog_ids_df is not None:
+        after_the_day = F.lit(dt.datetime.fromisoformat(_next_day(ds))).cast("timestamp")
+        seen_df = seen_df.unionByName(catalog_ids_df.select(id_col).distinct().join(seen_df, id_col, "left_anti")
+                                      .withColumn("_first_ts", after_the_day))
     if previous_vocab_df is None:
         offset = 0
         new_df = seen_df
@@ -228,11 +233,17 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         # less than building an in-memory copy (8 s against 2 s per scan on 2 M events).
         events_df = events_df.transform(filter_first_delivery).persist()
 
+    # The day's catalogue: items in it without any event yet enter the item vocabulary too (new items, which
+    # models that read content can recommend).
+    catalog_ds = lake.latest_partition_before(S.RAW_ITEMS, _next_day(ds))
+    catalog_df = features.read_catalog(spark, lake.partition_path(S.RAW_ITEMS, catalog_ds)) if catalog_ds else None
     vocabs = {}
-    for table, id_col, idx_col in ((S.USER_VOCAB, S.USER_ID, S.USER_IDX), (S.ITEM_VOCAB, S.ITEM_ID, S.ITEM_IDX)):
+    for table, id_col, idx_col, extra_df in ((S.USER_VOCAB, S.USER_ID, S.USER_IDX, None),
+                                             (S.ITEM_VOCAB, S.ITEM_ID, S.ITEM_IDX, catalog_df)):
         previous_ds = lake.latest_partition_before(table, ds)
         previous_df = lake.read_table(table, previous_ds, "") if previous_ds else None
-        timed(table, lambda: lake.write_table(extend_vocab(events_df, previous_df, id_col, idx_col, ds), table, ds, files=1))
+        timed(table, lambda: lake.write_table(extend_vocab(events_df, previous_df, id_col, idx_col, ds, extra_df),
+                                              table, ds, files=1))
         vocabs[table] = lake.read_table(table, ds, "")
 
     indexed_df = with_indices(events_df, vocabs[S.USER_VOCAB], vocabs[S.ITEM_VOCAB], cfg.event_weights,
@@ -261,8 +272,6 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         features.item_cooccurrence(interactions_df, cfg.cooccurrence_top_k, cfg.cooccurrence_max_items_per_user),
         S.ITEM_COOCCURRENCE, ds,
     ))
-    catalog_ds = lake.latest_partition_before(S.RAW_ITEMS, _next_day(ds))
-    catalog_df = features.read_catalog(spark, lake.partition_path(S.RAW_ITEMS, catalog_ds)) if catalog_ds else None
     timed(S.ITEM_FEATURES, lambda: lake.write_table(
         features.item_features(vocabs[S.ITEM_VOCAB], train_df, catalog_df, cfg.title_hash_features),
         S.ITEM_FEATURES, ds, files=1,

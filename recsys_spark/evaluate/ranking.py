@@ -25,7 +25,8 @@ TOP_K_SCHEMA = T.StructType(
     ]
 )
 EXPLAINED_FIELDS = [T.StructField(S.ITEM_ID, T.StringType(), False),
-                    T.StructField(S.BECAUSE, T.ArrayType(T.StringType(), False), False)]
+                    T.StructField(S.BECAUSE, T.ArrayType(T.StringType(), False), False),
+                    T.StructField(S.NEW_ITEM, T.BooleanType(), False)]
 
 
 def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarray, k: int):
@@ -81,22 +82,26 @@ def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, se
 
 def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
                 users_per_batch: int = 512, history_col: str = S.HISTORY,
-                explain_names: Optional[np.ndarray] = None, carry: Sequence[str] = ()) -> DataFrame:
+                explain_names: Optional[np.ndarray] = None, carry: Sequence[str] = (),
+                new_items: Optional[np.ndarray] = None) -> DataFrame:
     """Top-``k`` per user in Spark executors: (user_idx, history array<int>) -> (user_idx, item_idx, rank, score).
 
     The scorer (broadcast) reads each user's history, which is also masked. Fewer than ``k`` rows for a
     user only when fewer than ``k`` eligible items exist. With ``explain_names`` (item id per index) the
-    rows also hold ``item_id`` and ``because``: the ids of up to 3 history items that support the item
-    most. ``carry``: columns of ``users_df`` repeated on each of the user's rows (e.g. ``user_id``).
+    rows also hold ``item_id``, ``because`` (the ids of up to 3 history items that support the item most)
+    and ``new_item`` (``new_items`` [n_items] bool: items without any interaction). ``carry``: columns of
+    ``users_df`` repeated on each of the user's rows (e.g. ``user_id``).
     """
     spark = users_df.sparkSession
-    broadcast = spark.sparkContext.broadcast((scorer, np.asarray(is_candidate, bool), explain_names))
+    if explain_names is not None and new_items is None:
+        new_items = np.zeros(len(explain_names), bool)
+    broadcast = spark.sparkContext.broadcast((scorer, np.asarray(is_candidate, bool), explain_names, new_items))
     carry = list(carry)
 
     def rank_partition(batches: Iterator) -> Iterator:
         import pandas as pd
 
-        model, candidates, names = broadcast.value
+        model, candidates, names, is_new = broadcast.value
         for pdf in batches:
             if pdf.empty:
                 continue
@@ -116,6 +121,7 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
                 }
                 if names is not None:
                     columns[S.ITEM_ID] = names[items[keep]]
+                    columns[S.NEW_ITEM] = is_new[items[keep]]
                     reasons = columns[S.BECAUSE] = []
                     for per_item, kept in zip(model.because_block(histories[start:start + len(users)], items), keep):
                         reasons.extend(list(names[ids]) for ids, ok in zip(per_item, kept) if ok)

@@ -18,6 +18,12 @@ BASELINE_NAMES = ("popularity", "popularity_recent", "item_knn", "content", "als
 MODEL_NAMES = DEEP_MODEL_NAMES + BASELINE_NAMES
 
 
+def scores_new_items(model: str, item_content: bool = False) -> bool:
+    """Whether a model gives items without any interaction a score from their content (the two-tower item
+    tower, SASRec with ``train.item_content``, the content baseline), so they can be recommended."""
+    return model in ("two_tower", "content") or (model == "sasrec" and item_content)
+
+
 def feed_of(model: str, loss: str = "bpr"):
     """(table, columns) a model trains on; TensorFlow-free so that the driver can ask."""
     from recsys_spark import schemas as S

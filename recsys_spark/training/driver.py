@@ -13,6 +13,7 @@ from recsys_spark import schemas as S
 from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import MissingInputError
 from recsys_spark.model_store import SCORER_DIR
+from recsys_spark.models import scores_new_items
 from recsys_spark.training.spec import TrainResult, TrainSpec, settings_from_config
 from recsys_spark.training.worker import train_worker
 
@@ -158,6 +159,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         "config": cfg.to_dict(),
         "train_spec": asdict(spec),
     }
+    metadata["scores_new_items"] = scores_new_items(tc.model, tc.item_content)
     if result.scorer_dir:  # scoring and evaluation run the encoder on each user's history (SequenceScorer)
         metadata["scorer"] = "sequence"
     path = lake.write_bundle(

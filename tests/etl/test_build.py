@@ -44,6 +44,21 @@ def test_extend_vocab_keeps_old_indices_and_appends_new(spark):
     assert_df_equality(vocab2.orderBy(S.USER_IDX), expected2, ignore_nullable=True)
 
 
+def test_catalogue_items_without_events_join_the_item_vocabulary_after_the_days_items(spark):
+    night1 = events(spark, [("e1", "ua", "i9", "view", None, t(26, 9), None, D1),
+                            ("e2", "ua", "i1", "view", None, t(26, 10), None, D1)])
+    catalog = spark.createDataFrame([("i1",), ("n2",), ("n1",), ("n1",)], f"{S.ITEM_ID} string")
+    vocab1 = B.extend_vocab(night1, None, S.ITEM_ID, S.ITEM_IDX, D1, catalog)
+    assert [tuple(r) for r in vocab1.orderBy(S.ITEM_IDX).collect()] == [
+        ("i9", 0, D1), ("i1", 1, D1), ("n1", 2, D1), ("n2", 3, D1)]
+    # n2 gets its first event the next day: it keeps its index, and nothing new is appended for it.
+    night2 = events(spark, [("e3", "ub", "n2", "view", None, t(27, 9), None, D2),
+                            ("e4", "ub", "i5", "view", None, t(27, 10), None, D2)])
+    vocab2 = B.extend_vocab(night2, vocab1, S.ITEM_ID, S.ITEM_IDX, D2, catalog)
+    assert [tuple(r) for r in vocab2.orderBy(S.ITEM_IDX).collect()] == [
+        ("i9", 0, D1), ("i1", 1, D1), ("n1", 2, D1), ("n2", 3, D1), ("i5", 4, D2)]
+
+
 def test_interactions_split_and_graph(spark):
     rows = [
         ("e1", "u1", "i1", "view", None, t(20, 1), None, D2),

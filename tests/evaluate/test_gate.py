@@ -54,7 +54,7 @@ def test_a_refused_gate_keeps_yesterdays_recommendations(spark, lake):
     # Yesterday: published by an approved gate.
     lake.write_json(S.GATE_DECISIONS, D1, "decision.json", {"passed": True, "champion": "mf", "champion_version": "v1",
                                                             "champion_ds": D1})
-    yesterday = spark.createDataFrame([("u1", "i1", 1, 0.5, "mf", "v1", "model", ["i0"])], S.RECOMMENDATIONS_SCHEMA)
+    yesterday = spark.createDataFrame([("u1", "i1", 1, 0.5, "mf", "v1", "model", ["i0"], False)], S.RECOMMENDATIONS_SCHEMA)
     seen = spark.createDataFrame([("u1", "i0")], [S.USER_ID, S.ITEM_ID])
     publication.publish(spark, lake, D1, yesterday, publication.Expectations(seen, 1, 2, "v1"),
                         {"model": "mf", "model_version": "v1", "model_ds": D1}, keep=3)
@@ -70,5 +70,5 @@ def test_a_refused_gate_keeps_yesterdays_recommendations(spark, lake):
         run_score(spark, lake, config, D2)
     assert not lake.has_partition(S.RECOMMENDATIONS, D2)
     assert [tuple(r) for r in lake.read_table(S.RECOMMENDATIONS, D1, "").collect()] == [
-        ("u1", "i1", 1, 0.5, "mf", "v1", "model", ["i0"])]
+        ("u1", "i1", 1, 0.5, "mf", "v1", "model", ["i0"], False)]
     assert published_model(lake, "2026-11-28")["model_version"] == "v1"  # still the current version
