@@ -97,7 +97,8 @@ def write_inputs(spark, lake, args):
     interactions = pd.DataFrame({
         S.USER_IDX: np.repeat(np.arange(args.users, dtype=np.int32), args.seen), S.ITEM_IDX: seen.ravel().astype(np.int32),
         S.WEIGHT: np.ones(n, np.float32), S.EVENT_COUNT: np.ones(n, np.int32), S.LAST_RATING: np.full(n, np.nan),
-        S.FIRST_TS: ts, S.LAST_TS: ts, S.TIE_BREAK: rng.integers(0, 2**62, n), S.SPLIT: S.SPLIT_TRAIN})
+        S.FIRST_TS: ts, S.LAST_TS: ts, S.TIE_BREAK: rng.integers(0, 2**62, n), S.SPLIT: S.SPLIT_TRAIN,
+        S.EVENT_TYPES: [["view"]] * n})
     lake.write_table(frame(interactions, S.INTERACTIONS_SCHEMA), S.INTERACTIONS, DS)
     features = pd.DataFrame({S.ITEM_IDX: np.arange(args.items, dtype=np.int32)})
     for column in (S.CATEGORY_MULTI_HOT, S.TAG_IDS, S.TITLE_TFIDF_INDICES, S.TITLE_TFIDF_VALUES):

@@ -133,6 +133,10 @@ class PipelineConfig:
         for key, value in positive.items():
             if value <= 0:
                 problems.append(f"{key}={value}: must be > 0")
+        unknown = sorted(set(self.score.exclude_event_types) - set(EVENT_TYPES))
+        if unknown or not self.score.exclude_event_types:
+            problems.append(f"score.exclude_event_types={list(self.score.exclude_event_types)}: give one or more of "
+                            f"{list(EVENT_TYPES)}")
         if self.generate.new_items < 0:
             problems.append(f"generate.new_items={self.generate.new_items}: must be >= 0")
         if self.build.split_mode not in ("leave_last_out", "time_cut"):

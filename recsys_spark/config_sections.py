@@ -157,6 +157,9 @@ class ScoreConfig:
     #   Beauty   stale 0.0285 | l2 0.001-0.1: 0.0359-0.0360 | 1: 0.0337 (refit: 0.0419)
     fold_in: bool = True
     fold_in_l2: float = 0.01
+    # An item the user had an event of one of these types with is not recommended to them again; with
+    # fewer types (e.g. [purchase]), items only viewed may come back. The model reads every event either way.
+    exclude_event_types: List[str] = field(default_factory=lambda: list(EVENT_TYPES))
 
 
 # Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best

@@ -39,12 +39,13 @@ class Expectations:
     """What a valid table for one day holds.
 
     Args:
-        seen_df: (user_id, item_id) of every active user's history up to ds: every such user must get a
-            list, and none of these pairs may be recommended.
+        seen_df: (user_id, item_id) pairs that may not be recommended (every active user's history up to
+            ds, or its interactions of ``score.exclude_event_types``).
         top_n: list length, unless the user has fewer unseen candidates.
         n_candidates: how many items can be recommended at all.
         model_version: the version the gate approved; every row must carry it.
         unavailable_df: (item_id) of items that must not be recommended today (not among the candidates).
+        active_df: (user_id) of every active user, who must get a list (default: the users of ``seen_df``).
     """
 
     seen_df: DataFrame
@@ -52,6 +53,7 @@ class Expectations:
     n_candidates: int
     model_version: str
     unavailable_df: Optional[DataFrame] = None
+    active_df: Optional[DataFrame] = None
 
 
 def day_root(lake, ds: str) -> str:
@@ -130,7 +132,8 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
         seen_candidates = seen_candidates.join(expect.unavailable_df, S.ITEM_ID, "left_anti")
         unavailable = recs.join(expect.unavailable_df, S.ITEM_ID, "left_semi").count()
     # every active user, with how many of the candidates they have already seen
-    history = (expect.seen_df.select(S.USER_ID).distinct()
+    active = expect.active_df if expect.active_df is not None else expect.seen_df.select(S.USER_ID)
+    history = (active.distinct()
                .join(seen_candidates.groupBy(S.USER_ID).agg(F.countDistinct(S.ITEM_ID).alias("s")), S.USER_ID, "left")
                .fillna(0, ["s"]))
     # (least() skips nulls: users who are not active, s null, are counted apart)

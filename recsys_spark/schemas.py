@@ -51,6 +51,7 @@ REASON = "reason"
 AVAILABLE = "available"
 BECAUSE = "because"
 NEW_ITEM = "new_item"
+EVENT_TYPES = "event_types"
 USER_IDX = "user_idx"
 ITEM_IDX = "item_idx"
 FIRST_DS = "first_ds"
@@ -149,6 +150,7 @@ INTERACTIONS_SCHEMA = T.StructType(
         T.StructField(LAST_TS, T.TimestampType(), False),
         T.StructField(TIE_BREAK, T.LongType(), False),
         T.StructField(SPLIT, T.StringType(), False),
+        T.StructField(EVENT_TYPES, T.ArrayType(T.StringType(), False), False),  # the pair's event types, sorted
     ]
 )
 

@@ -45,7 +45,8 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
         raise DataQualityError(
             f"models/{model.name}/ds={decision['champion_ds']} holds version {model.version}, but the gate approved "
             f"{decision['champion_version']}: it was retrained after the gate. Re-run evaluate and gate for ds={ds}.")
-    users_df = histories_of(interactions_df)
+    excluded = excluded_interactions(interactions_df, cfg)
+    users_df = histories_of(interactions_df, excluded)
     seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
     features = read_features(lake, ds, n_items)
     unavailable = unavailable_items(lake, cfg, ds)
@@ -58,11 +59,14 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
                               features, new_items)
     recs_df = top_df.select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE, F.lit(model.name).alias(S.MODEL),
                             F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE, S.NEW_ITEM)
-    seen_df = (interactions_df.select(S.USER_IDX, S.ITEM_IDX).distinct()
+    seen_df = ((interactions_df if excluded is None else excluded).select(S.USER_IDX, S.ITEM_IDX).distinct()
                .join(user_vocab_df, on=S.USER_IDX).join(item_vocab_df, on=S.ITEM_IDX).select(S.USER_ID, S.ITEM_ID))
     unavailable_df = (spark.createDataFrame([(int(i),) for i in unavailable], f"{S.ITEM_IDX} int")
                       .join(item_vocab_df, S.ITEM_IDX).select(S.ITEM_ID)) if len(unavailable) else None
-    expect = publication.Expectations(seen_df, cfg.score.top_n, int(candidates.sum()), model.version, unavailable_df)
+    active_df = None if excluded is None else (  # (else: the users of seen_df, every active user)
+        interactions_df.select(S.USER_IDX).distinct().join(user_vocab_df, S.USER_IDX).select(S.USER_ID))
+    expect = publication.Expectations(seen_df, cfg.score.top_n, int(candidates.sum()), model.version, unavailable_df,
+                                      active_df)
     details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
                "top_n": cfg.score.top_n, "new_item_candidates": int(new_items.sum())}
     manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
@@ -86,12 +90,32 @@ def candidate_items(seen_items: np.ndarray, features, model, n_items: int, unava
     return candidates, new_items & candidates
 
 
-def histories_of(interactions_df: DataFrame) -> DataFrame:
+SEEN = "_seen"
+
+
+def excluded_interactions(interactions_df: DataFrame, cfg: PipelineConfig) -> Optional[DataFrame]:
+    """The interactions whose items are not recommended again: those with an event of one of
+    ``score.exclude_event_types`` (None: every interaction, when every type is excluded)."""
+    from recsys_spark.config_sections import EVENT_TYPES
+
+    types = sorted(set(cfg.score.exclude_event_types))
+    if set(types) >= set(EVENT_TYPES):
+        return None
+    return interactions_df.filter(F.arrays_overlap(S.EVENT_TYPES, F.array(*[F.lit(t) for t in types])))
+
+
+def histories_of(interactions_df: DataFrame, excluded_df: Optional[DataFrame] = None) -> DataFrame:
     """(user_idx, history): every interaction up to ds, oldest first (first time, then the seeded tie-break).
-    It is what the model reads (the events since training included) and what is not recommended again."""
+    It is what the model reads (the events since training included) and, unless ``excluded_df`` (the
+    interactions not to recommend again) is given, what is not recommended again: with it, the items of
+    ``excluded_df`` are the ``_seen`` column."""
     ordered = F.sort_array(F.collect_list(F.struct(S.FIRST_TS, S.TIE_BREAK, S.ITEM_IDX)))
-    return interactions_df.groupBy(S.USER_IDX).agg(ordered.alias("_h")).select(
+    users = interactions_df.groupBy(S.USER_IDX).agg(ordered.alias("_h")).select(
         S.USER_IDX, F.transform("_h", lambda s: s[S.ITEM_IDX]).alias(S.HISTORY))
+    if excluded_df is None:
+        return users
+    seen = excluded_df.groupBy(S.USER_IDX).agg(F.collect_list(S.ITEM_IDX).alias(SEEN))
+    return users.join(seen, S.USER_IDX, "left").withColumn(SEEN, F.coalesce(SEEN, F.array().cast("array<int>")))
 
 
 def unavailable_items(lake, cfg: PipelineConfig, ds: str) -> np.ndarray:
@@ -146,7 +170,8 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     for row in lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).collect():
         names[row[S.ITEM_IDX]] = row[S.ITEM_ID]
     parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates, cfg.score.top_n,
-                         cfg.score.users_per_batch, explain_names=names, carry=[S.USER_ID], new_items=new_items)
+                         cfg.score.users_per_batch, explain_names=names, carry=[S.USER_ID], new_items=new_items,
+                         seen_col=SEEN if SEEN in users_df.columns else None)
              .withColumn(S.REASON, F.lit(route))
              for route, make in scorers.items() if routes.get(route)]  # a fallback nobody needs is not built
     if not parts:

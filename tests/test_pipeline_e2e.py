@@ -288,6 +288,28 @@ def test_new_catalogue_items_are_candidates_for_models_that_read_content(nightly
     assert min(arrived) not in {r[S.ITEM_IDX] for r in rows}
 
 
+def test_only_the_excluded_event_types_keep_an_item_from_coming_back(nightly, spark):
+    from recsys_spark.config import load_config
+    from recsys_spark.scoring import run_score
+
+    lake, _, result = nightly
+    out = run_score(spark, lake, load_config(TEST_CONF, ["score.exclude_event_types=[purchase]"]), DS)
+    assert out["users"] == result["build_tables"]["n_users"]  # every active user, purchases or not
+    recs = {(r[S.USER_ID], r[S.ITEM_ID]) for r in spark.read.parquet(lake.partition_path(S.RECOMMENDATIONS, DS))
+            .select(S.USER_ID, S.ITEM_ID).collect()}
+    pairs = (lake.read_table(S.INTERACTIONS, DS, "").join(lake.read_table(S.USER_VOCAB, DS, ""), S.USER_IDX)
+             .join(lake.read_table(S.ITEM_VOCAB, DS, ""), S.ITEM_IDX).select(S.USER_ID, S.ITEM_ID, S.EVENT_TYPES)
+             .collect())
+    purchased = {(r[0], r[1]) for r in pairs if "purchase" in r[2]}
+    only_other = {(r[0], r[1]) for r in pairs if "purchase" not in r[2]}
+    assert purchased and not recs & purchased
+    assert recs & only_other  # items the user only viewed, clicked or rated may be recommended again
+    run_score(spark, lake, load_config(TEST_CONF), DS)  # back to excluding every event type
+    recs = {(r[S.USER_ID], r[S.ITEM_ID]) for r in spark.read.parquet(lake.partition_path(S.RECOMMENDATIONS, DS))
+            .select(S.USER_ID, S.ITEM_ID).collect()}
+    assert not recs & (purchased | only_other)
+
+
 def test_jobs_fail_with_one_clear_message(tmp_path):
     proc = run_job("jobs.build_tables", "--ds", "2026-01-01", "--lake", str(tmp_path), "--conf", TEST_CONF)
     assert proc.returncode == 2

@@ -107,6 +107,7 @@ def _pair_aggregates(only_when=None, suffix: str = ""):
         F.max_by(S.RATING, of(F.when(F.col(S.RATING).isNotNull(), ts))).alias(S.LAST_RATING + suffix),
         F.min(of(ts)).alias(S.FIRST_TS + suffix),
         F.max(of(ts)).alias(S.LAST_TS + suffix),
+        F.array_sort(F.collect_set(of(F.col(S.EVENT_TYPE)))).alias(S.EVENT_TYPES + suffix),
     ]
 
 
@@ -115,7 +116,7 @@ def _tie_of_pair():
     return F.max(S.TIE_BREAK).alias(S.TIE_BREAK)
 
 
-_PAIR_VALUES = (S.WEIGHT, S.EVENT_COUNT, S.LAST_RATING, S.FIRST_TS, S.LAST_TS)
+_PAIR_VALUES = (S.WEIGHT, S.EVENT_COUNT, S.LAST_RATING, S.FIRST_TS, S.LAST_TS, S.EVENT_TYPES)
 
 
 def aggregate_pairs(indexed_events_df: DataFrame, *keys: str) -> DataFrame:
@@ -188,7 +189,8 @@ def time_cut_interactions(indexed_events_df: DataFrame, validation_start: dt.dat
              .when(~is_train, F.lit(S.SPLIT_VALIDATION))
              .otherwise(F.lit(S.SPLIT_TRAIN)))
     values = [F.when(is_train, F.col(name + "_train")).otherwise(F.col(name)).alias(name) for name in _PAIR_VALUES]
-    return pairs.select(S.USER_IDX, S.ITEM_IDX, *values, S.TIE_BREAK, split.alias(S.SPLIT))
+    return pairs.select(S.USER_IDX, S.ITEM_IDX, *values, S.TIE_BREAK, split.alias(S.SPLIT)).select(
+        *S.INTERACTIONS_SCHEMA.fieldNames())
 
 
 def interactions(indexed_events_df: DataFrame, cfg: BuildConfig, ds: str) -> DataFrame:

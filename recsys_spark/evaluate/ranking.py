@@ -83,10 +83,11 @@ def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, se
 def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
                 users_per_batch: int = 512, history_col: str = S.HISTORY,
                 explain_names: Optional[np.ndarray] = None, carry: Sequence[str] = (),
-                new_items: Optional[np.ndarray] = None) -> DataFrame:
+                new_items: Optional[np.ndarray] = None, seen_col: Optional[str] = None) -> DataFrame:
     """Top-``k`` per user in Spark executors: (user_idx, history array<int>) -> (user_idx, item_idx, rank, score).
 
-    The scorer (broadcast) reads each user's history, which is also masked. Fewer than ``k`` rows for a
+    The scorer (broadcast) reads each user's history, which is also masked (or ``seen_col``'s items, when
+    given). Fewer than ``k`` rows for a
     user only when fewer than ``k`` eligible items exist. With ``explain_names`` (item id per index) the
     rows also hold ``item_id``, ``because`` (the ids of up to 3 history items that support the item most)
     and ``new_item`` (``new_items`` [n_items] bool: items without any interaction). ``carry``: columns of
@@ -106,9 +107,11 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
             if pdf.empty:
                 continue
             histories = [np.asarray(h if h is not None else [], np.int64) for h in pdf[history_col]]
+            seen = histories if seen_col is None else [np.asarray(h if h is not None else [], np.int64)
+                                                        for h in pdf[seen_col]]
             for start, (users, items, scores) in zip(
                     range(0, len(histories), users_per_batch),
-                    rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, histories, candidates, k,
+                    rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, seen, candidates, k,
                                 users_per_batch)):
                 keep = items >= 0
                 per_user = keep.sum(axis=1)
@@ -131,7 +134,8 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
 
     fields = TOP_K_SCHEMA.fields + (EXPLAINED_FIELDS if explain_names is not None else [])
     schema = T.StructType(fields + [users_df.schema[c] for c in carry])
-    return users_df.select(S.USER_IDX, history_col, *carry).mapInPandas(rank_partition, schema=schema)
+    inputs = [S.USER_IDX, history_col] + ([seen_col] if seen_col else []) + carry
+    return users_df.select(*inputs).mapInPandas(rank_partition, schema=schema)
 
 
 def candidates_of(history_items: np.ndarray, n_items: int) -> np.ndarray:

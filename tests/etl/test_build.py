@@ -79,11 +79,11 @@ def test_interactions_split_and_graph(spark):
     interactions = B.leave_last_out_interactions(indexed, 3)
     expected = spark.createDataFrame(
         [
-            (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), 0, "train"),   # view 1 + purchase 5; the day-24 click is cut
-            (0, 1, 4.0, 1, 4.0, t(22, 1), t(22, 1), 0, "validation"),
-            (0, 2, 2.0, 1, None, t(23, 1), t(23, 1), 0, "test"),
-            (1, 0, 1.0, 1, None, t(20, 1), t(20, 1), 0, "train"),   # u2 has 2 items < 3: all train
-            (1, 2, 1.0, 1, None, t(21, 1), t(21, 1), 0, "train"),
+            (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), 0, "train", ["purchase", "view"]),   # view 1 + purchase 5; the day-24 click is cut (not in event_types either)
+            (0, 1, 4.0, 1, 4.0, t(22, 1), t(22, 1), 0, "validation", ["rating"]),
+            (0, 2, 2.0, 1, None, t(23, 1), t(23, 1), 0, "test", ["click"]),
+            (1, 0, 1.0, 1, None, t(20, 1), t(20, 1), 0, "train", ["view"]),   # u2 has 2 items < 3: all train
+            (1, 2, 1.0, 1, None, t(21, 1), t(21, 1), 0, "train", ["view"]),
         ],
         S.INTERACTIONS_SCHEMA,
     )

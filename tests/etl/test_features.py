@@ -20,7 +20,7 @@ def t(day, hour=0, minute=0):
 def interactions(spark, rows):
     """rows: (user, item, first_day, split[, tie_break])"""
     return spark.createDataFrame(
-        [(r[0], r[1], 1.0, 1, None, t(r[2]), t(r[2]), r[4] if len(r) > 4 else 0, r[3]) for r in rows],
+        [(r[0], r[1], 1.0, 1, None, t(r[2]), t(r[2]), r[4] if len(r) > 4 else 0, r[3], ["view"]) for r in rows],
         S.INTERACTIONS_SCHEMA)
 
 
@@ -77,18 +77,20 @@ def test_item_features(spark):
 
 def test_time_cut_split(spark):
     events = spark.createDataFrame(
-        [(0, 0, 1.0, None, t(20), 7), (0, 0, 2.0, None, t(26, 3), 7),  # first met before the cut: train, cut at 26
-         (0, 1, 1.0, None, t(26, 5), 8), (0, 2, 1.0, 4.0, t(27, 23), 9), (0, 2, 5.0, None, t(27, 23, 30), 9),
-         (1, 0, 1.0, None, t(25), 3), (1, 0, 3.0, None, t(27), 3)],
-        "user_idx int, item_idx int, weight double, rating double, event_ts timestamp, tie_break long")
+        [(0, 0, 1.0, None, t(20), 7, "view"), (0, 0, 2.0, None, t(26, 3), 7, "click"),  # train, cut at 26
+         (0, 1, 1.0, None, t(26, 5), 8, "view"), (0, 2, 1.0, 4.0, t(27, 23), 9, "rating"),
+         (0, 2, 5.0, None, t(27, 23, 30), 9, "purchase"), (1, 0, 1.0, None, t(25), 3, "view"),
+         (1, 0, 3.0, None, t(27), 3, "add_to_cart")],
+        "user_idx int, item_idx int, weight double, rating double, event_ts timestamp, tie_break long, "
+        "event_type string")
     v_start, t_start = B.time_cut_bounds(DS, test_days=1, validation_days=1)
     assert (v_start, t_start) == (t(26), t(27))
     got = sorted(tuple(r) for r in B.time_cut_interactions(events, v_start, t_start).collect())
     assert got == [
-        (0, 0, 1.0, 1, None, t(20), t(20), 7, "train"),
-        (0, 1, 1.0, 1, None, t(26, 5), t(26, 5), 8, "validation"),
-        (0, 2, 6.0, 2, 4.0, t(27, 23), t(27, 23, 30), 9, "test"),  # held-out pairs keep all their events
-        (1, 0, 1.0, 1, None, t(25), t(25), 3, "train"),
+        (0, 0, 1.0, 1, None, t(20), t(20), 7, "train", ["view"]),  # the click after the cut is not train's
+        (0, 1, 1.0, 1, None, t(26, 5), t(26, 5), 8, "validation", ["view"]),
+        (0, 2, 6.0, 2, 4.0, t(27, 23), t(27, 23, 30), 9, "test", ["purchase", "rating"]),  # all their events
+        (1, 0, 1.0, 1, None, t(25), t(25), 3, "train", ["view"]),
     ]
 
 
