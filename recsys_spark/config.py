@@ -123,6 +123,7 @@ class PipelineConfig:
             "score.min_history": self.score.min_history,
             "score.fallback_recent_days": self.score.fallback_recent_days,
             "score.fold_in_l2": self.score.fold_in_l2,
+            "score.max_broadcast_mb": self.score.max_broadcast_mb,
             "build.lookback_days": self.build.lookback_days,
             "build.min_items_for_split": self.build.min_items_for_split,
             "build.train_files_per_rank": self.build.train_files_per_rank,

@@ -160,6 +160,9 @@ class ScoreConfig:
     # An item the user had an event of one of these types with is not recommended to them again; with
     # fewer types (e.g. [purchase]), items only viewed may come back. The model reads every event either way.
     exclude_event_types: List[str] = field(default_factory=lambda: list(EVENT_TYPES))
+    # A scorer larger than this (an items x items matrix: EASE, item-kNN) is sent to the executors in blocks
+    # of items, each ranked on its own, then merged: executor memory is bounded by one block.
+    max_broadcast_mb: float = 1024.0
 
 
 # Traditional baselines. A list value is a grid: `jobs.train` fits every combination and keeps the best

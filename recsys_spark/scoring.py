@@ -15,7 +15,7 @@ from recsys_spark import schemas as S
 from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.evaluate.gate import read_decision
-from recsys_spark.evaluate.ranking import candidates_of, top_k_spark
+from recsys_spark.evaluate.ranking import candidates_of, top_k_spark_in_item_blocks
 from recsys_spark.evaluate.scorers import padded
 from recsys_spark.model_store import load_model
 
@@ -169,9 +169,12 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     names = np.empty(n_items, dtype=object)
     for row in lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).collect():
         names[row[S.ITEM_IDX]] = row[S.ITEM_ID]
-    parts = [top_k_spark(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates, cfg.score.top_n,
-                         cfg.score.users_per_batch, explain_names=names, carry=[S.USER_ID], new_items=new_items,
-                         seen_col=SEEN if SEEN in users_df.columns else None)
+    # a scorer larger than score.max_broadcast_mb (an items x items matrix) is broadcast in blocks of items
+    parts = [top_k_spark_in_item_blocks(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates,
+                                        cfg.score.top_n, cfg.score.max_broadcast_mb * 2 ** 20,
+                                        users_per_batch=cfg.score.users_per_batch, explain_names=names,
+                                        carry=[S.USER_ID], new_items=new_items,
+                                        seen_col=SEEN if SEEN in users_df.columns else None)
              .withColumn(S.REASON, F.lit(route))
              for route, make in scorers.items() if routes.get(route)]  # a fallback nobody needs is not built
     if not parts:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -308,6 +309,34 @@ def test_only_the_excluded_event_types_keep_an_item_from_coming_back(nightly, sp
     recs = {(r[S.USER_ID], r[S.ITEM_ID]) for r in spark.read.parquet(lake.partition_path(S.RECOMMENDATIONS, DS))
             .select(S.USER_ID, S.ITEM_ID).collect()}
     assert not recs & (purchased | only_other)
+
+
+@pytest.mark.parametrize("model", ["item_knn", "mf"])
+def test_a_scorer_split_in_blocks_of_items_gives_the_same_lists(nightly, spark, model):
+    from recsys_spark.config import load_config
+    from recsys_spark.evaluate.ranking import candidates_of
+    from recsys_spark.io import local
+    from recsys_spark.model_store import load_model
+    from recsys_spark.scoring import histories_of, score_every_user
+
+    lake, _, _ = nightly
+    data = local.read_lake_split(lake, DS)
+    loaded = load_model(lake, model, DS, data.n_items)
+    interactions = lake.read_table(S.INTERACTIONS, DS, "")
+    users = histories_of(interactions).join(lake.read_table(S.USER_VOCAB, DS, "").select(S.USER_IDX, S.USER_ID),
+                                            S.USER_IDX)
+    candidates = candidates_of(data.history(True).items, data.n_items) | candidates_of(data.test.items, data.n_items)
+
+    def rows(max_mb):
+        cfg = load_config(TEST_CONF, [f"score.max_broadcast_mb={max_mb}"])
+        out = score_every_user(lake, cfg, DS, DS, interactions, users, loaded.scorer, candidates, data.n_items)
+        return sorted((r[S.USER_IDX], r[S.RANK], r[S.ITEM_IDX], r[S.SCORE], tuple(r[S.BECAUSE])) for r in out.collect())
+
+    limit = loaded.scorer.nbytes() / 3.5 / 2 ** 20  # 4 blocks
+    whole, blocks = rows(1024.0), rows(limit)
+    assert len(whole) == 300 * 5 and [r[:3] for r in blocks] == [r[:3] for r in whole]
+    assert [r[4] for r in blocks] == [r[4] for r in whole]
+    np.testing.assert_allclose([r[3] for r in blocks], [r[3] for r in whole], rtol=1e-5)
 
 
 def test_jobs_fail_with_one_clear_message(tmp_path):

@@ -83,7 +83,8 @@ def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, se
 def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
                 users_per_batch: int = 512, history_col: str = S.HISTORY,
                 explain_names: Optional[np.ndarray] = None, carry: Sequence[str] = (),
-                new_items: Optional[np.ndarray] = None, seen_col: Optional[str] = None) -> DataFrame:
+                new_items: Optional[np.ndarray] = None, seen_col: Optional[str] = None,
+                item_offset: int = 0) -> DataFrame:
     """Top-``k`` per user in Spark executors: (user_idx, history array<int>) -> (user_idx, item_idx, rank, score).
 
     The scorer (broadcast) reads each user's history, which is also masked (or ``seen_col``'s items, when
@@ -91,7 +92,8 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
     user only when fewer than ``k`` eligible items exist. With ``explain_names`` (item id per index) the
     rows also hold ``item_id``, ``because`` (the ids of up to 3 history items that support the item most)
     and ``new_item`` (``new_items`` [n_items] bool: items without any interaction). ``carry``: columns of
-    ``users_df`` repeated on each of the user's rows (e.g. ``user_id``).
+    ``users_df`` repeated on each of the user's rows (e.g. ``user_id``). ``item_offset``: the scorer scores
+    the items from this global id on (a block of :meth:`Scorer.columns`; ``is_candidate`` is that block's).
     """
     spark = users_df.sparkSession
     if explain_names is not None and new_items is None:
@@ -109,11 +111,14 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
             histories = [np.asarray(h if h is not None else [], np.int64) for h in pdf[history_col]]
             seen = histories if seen_col is None else [np.asarray(h if h is not None else [], np.int64)
                                                         for h in pdf[seen_col]]
+            # the items of this scorer's (block's) range, at their positions in it
+            seen = [h[(h >= item_offset) & (h < item_offset + len(candidates))] - item_offset for h in seen]
             for start, (users, items, scores) in zip(
                     range(0, len(histories), users_per_batch),
                     rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, seen, candidates, k,
                                 users_per_batch)):
                 keep = items >= 0
+                items = np.where(keep, items + item_offset, -1)
                 per_user = keep.sum(axis=1)
                 ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
                 columns = {
@@ -136,6 +141,29 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
     schema = T.StructType(fields + [users_df.schema[c] for c in carry])
     inputs = [S.USER_IDX, history_col] + ([seen_col] if seen_col else []) + carry
     return users_df.select(*inputs).mapInPandas(rank_partition, schema=schema)
+
+
+def top_k_spark_in_item_blocks(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
+                               max_broadcast_bytes: float, **kwargs) -> DataFrame:
+    """:func:`top_k_spark` with the scorer's items split into blocks when the scorer is larger than
+    ``max_broadcast_bytes``: each block (:meth:`Scorer.columns`) is broadcast and ranked on its own, then
+    each user's best ``k`` over the blocks are kept (ties to the lower item index, as in one pass)."""
+    import functools
+    import math
+
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    n_blocks = max(1, math.ceil(scorer.nbytes() / max(max_broadcast_bytes, 1.0)))
+    if n_blocks == 1:
+        return top_k_spark(users_df, scorer, is_candidate, k, **kwargs)
+    size = math.ceil(scorer.n_items / n_blocks)
+    parts = [top_k_spark(users_df, scorer.columns(start, min(start + size, scorer.n_items)),
+                         is_candidate[start:start + size], k, item_offset=start, **kwargs)
+             for start in range(0, scorer.n_items, size)]
+    best = Window.partitionBy(S.USER_IDX).orderBy(F.desc(S.SCORE), F.asc(S.ITEM_IDX))
+    return (functools.reduce(DataFrame.unionByName, parts).withColumn(S.RANK, F.row_number().over(best))
+            .filter(F.col(S.RANK) <= k))
 
 
 def candidates_of(history_items: np.ndarray, n_items: int) -> np.ndarray:

@@ -41,6 +41,16 @@ class Scorer:
     def params(self) -> Dict:
         return {}
 
+    def nbytes(self) -> int:
+        """Bytes of the arrays a broadcast of this scorer carries."""
+        return sum(_nbytes(value) for value in self.arrays().values())
+
+    def columns(self, start: int, stop: int) -> "Scorer":
+        """A scorer of items [start, stop) only (histories, ``support`` and ``because_block`` keep the global
+        item ids). Scorers with an items x items matrix hold only those columns; the others hold their
+        arrays in full (n_items x d at most) and slice the scores."""
+        return _Columns(self, start, stop)
+
     def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> List[List[np.ndarray]]:
         """``because`` for a block: for each user b and each of ``items[b]`` (-1 = no item), up to ``n``
         history items that support it most (an empty array for -1)."""
@@ -156,7 +166,8 @@ class ItemItemScorer(Scorer):
         from scipy import sparse
 
         self.matrix = matrix.tocsr().astype(np.float32) if sparse.issparse(matrix) else matrix
-        self.n_items = matrix.shape[0]
+        self.n_items = matrix.shape[1]  # scored items (columns); rows are the history items
+        self.offset = 0  # the global id of column 0 (a block of columns: see columns())
         self.last_n = last_n
         self.decay = float(decay)
         self.prior = None if prior is None else np.asarray(prior, np.float32)
@@ -165,7 +176,7 @@ class ItemItemScorer(Scorer):
     def scores(self, users, histories):
         from scipy import sparse
 
-        weights = history_weights(histories, self.n_items, self.last_n, self.decay)
+        weights = history_weights(histories, self.matrix.shape[0], self.last_n, self.decay)
         if sparse.issparse(self.matrix):
             out = np.asarray((weights @ self.matrix).todense(), np.float32)
         else:
@@ -183,11 +194,47 @@ class ItemItemScorer(Scorer):
     def params(self):
         return {"last_n": self.last_n, "decay": self.decay, "prior_weight": self.prior_weight}
 
+    def columns(self, start, stop):
+        part = ItemItemScorer(self.matrix[:, start:stop], self.last_n, self.decay,
+                              None if self.prior is None else self.prior[start:stop], self.prior_weight)
+        part.offset = self.offset + start
+        return part
+
     def support(self, history, items):  # the matrix entry from each history item to each item
         from scipy import sparse
 
-        block = self.matrix[np.asarray(history, np.int64)][:, np.asarray(items, np.int64)]
+        block = self.matrix[np.asarray(history, np.int64)][:, np.asarray(items, np.int64) - self.offset]
         return np.asarray(block.todense() if sparse.issparse(block) else block, np.float32).T
+
+
+class _Columns(Scorer):
+    """Items [start, stop) of ``inner``: its scores sliced; reasons from ``inner`` (global item ids)."""
+
+    kind = "columns"
+
+    def __init__(self, inner: Scorer, start: int, stop: int):
+        self.inner, self.start, self.n_items = inner, start, stop - start
+        self.needs_trained_user = inner.needs_trained_user
+
+    def scores(self, users, histories):
+        return self.inner.scores(users, histories)[:, self.start:self.start + self.n_items]
+
+    def support(self, history, items):
+        return self.inner.support(history, items)
+
+    def because_block(self, histories, items, n=3):
+        return self.inner.because_block(histories, items, n)
+
+    def arrays(self):
+        return self.inner.arrays()
+
+
+def _nbytes(value) -> int:
+    from scipy import sparse
+
+    if sparse.issparse(value):
+        return int(value.data.nbytes + value.indices.nbytes + value.indptr.nbytes)
+    return int(np.asarray(value).nbytes)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -260,6 +307,9 @@ class _Padded(Scorer):
         if old_items.any() and old_history.any():
             out[np.ix_(old_items, old_history)] = self.inner.support(history[old_history], items[old_items])
         return out
+
+    def arrays(self):
+        return self.inner.arrays()
 
     def because_block(self, histories, items, n=3):
         inner = self.inner.n_items

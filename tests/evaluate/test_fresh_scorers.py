@@ -1,5 +1,5 @@
 """Scorers that read the events since training: SASRec's encoder in NumPy (with attention explanations)
-and the fold-in of embedding models' user vectors."""
+and the fold-in of embedding models' user vectors; and scorers split in blocks of items."""
 
 import numpy as np
 
@@ -106,3 +106,22 @@ def test_fold_in_wraps_only_embedding_models():
     assert isinstance(with_fold_in(dot, np.array([1]), 1.0), FoldInScorer)
     item_item = ItemItemScorer(np.eye(3))
     assert with_fold_in(item_item, np.array([1]), 1.0) is item_item
+
+
+def test_a_block_of_columns_scores_and_explains_as_the_whole_scorer():
+    from scipy import sparse
+
+    rng = np.random.default_rng(2)
+    matrix = rng.uniform(size=(7, 7)).astype(np.float32)
+    histories = [np.array([0, 3, 5]), np.array([6])]
+    for whole in (ItemItemScorer(matrix, last_n=2, decay=0.5, prior=np.arange(7.0), prior_weight=0.1),
+                  ItemItemScorer(sparse.csr_matrix(matrix)), DotScorer(rng.normal(size=(2, 3)), rng.normal(size=(7, 3)))):
+        full = whole.scores(np.array([0, 1]), histories)
+        block = whole.columns(2, 5)
+        assert block.n_items == 3
+        np.testing.assert_allclose(block.scores(np.array([0, 1]), histories), full[:, 2:5], rtol=1e-6)
+        items = np.array([[2, 4], [3, -1]])  # global ids
+        assert [[r.tolist() for r in row] for row in block.because_block(histories, items)] == \
+            [[r.tolist() for r in row] for row in whole.because_block(histories, items)]
+    # an items x items matrix is split for real: the block holds only its columns
+    assert ItemItemScorer(matrix).columns(2, 5).nbytes() == matrix[:, 2:5].nbytes
