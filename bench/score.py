@@ -3,10 +3,11 @@
 (a) our scoring job end to end (`recsys_spark.scoring.run_score`: read the factors and histories, score in
     blocks inside the executors, exclude each user's seen items, explain (`because`), validate, publish);
 (b) `ALSModel.recommendForAllUsers(N)` with those factors, written to Parquet (it excludes nothing and
-    explains nothing, so it does less work than (a)).
+    explains nothing, so it does less work than (a));
+(c) the floor: the blocked user x item products alone in one process, nothing selected or written.
 
-Random factors (d = --dim), --seen random history items per user. Prints each wall time and rows/s; the
-last line is the ratio (b) / (a): how many times faster our job is.
+Random factors (d = --dim), --seen random history items per user. Prints each wall time and rows/s and the
+peak memory of (a); the last line reads `speed-up over ALS: <b/a>x; ratio to floor: <a/c>x`.
 
     .venv/bin/python bench/score.py                                   # 200k users x 50k items, N = 100
     .venv/bin/python bench/score.py --users 20000 --items 10000       # smaller
@@ -57,19 +58,68 @@ def main() -> None:
         from recsys_spark.scoring import run_score
 
         started = time.time()
-        ours = run_score(spark, lake, cfg, DS)
+        with PeakMemory() as peak:
+            ours = run_score(spark, lake, cfg, DS)
         ours_s = time.time() - started
         print(f"(a) recsys_spark score job: {ours['rows']} rows in {ours_s:.1f} s "
-              f"({ours['rows'] / ours_s:,.0f} rows/s)", flush=True)
+              f"({ours['rows'] / ours_s:,.0f} rows/s); peak memory of the driver JVM and Python workers "
+              f"{peak.peak_mb:,.0f} MB (idle before: {peak.start_mb:,.0f} MB)", flush=True)
 
         als_s, als_rows = run_als(spark, users, items, args.top_n, work)
         print(f"(b) ALSModel.recommendForAllUsers({args.top_n}) + Parquet: {als_rows} rows in {als_s:.1f} s "
               f"({als_rows / als_s:,.0f} rows/s)", flush=True)
-        print(f"ratio (b)/(a): our scoring job is {als_s / ours_s:.2f}x faster than recommendForAllUsers")
+        floor_s = products_alone(users, items, cfg.score.users_per_batch)
+        print(f"(c) floor: the user x item products alone, blocks of {cfg.score.users_per_batch} users, one "
+              f"process: {floor_s:.1f} s", flush=True)
+        print(f"speed-up over ALS: {als_s / ours_s:.2f}x; ratio to floor: {ours_s / floor_s:.2f}x")
     finally:
         spark.stop()
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def products_alone(users: np.ndarray, items: np.ndarray, block: int) -> float:
+    """Seconds for the blocked products users x items^T alone (nothing selected or written)."""
+    started = time.time()
+    for start in range(0, len(users), block):
+        users[start:start + block] @ items.T
+    return time.time() - started
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and its children (the Spark driver JVM and the Python
+    workers of local mode) every 0.2 s."""
+
+    def __enter__(self):
+        import threading
+
+        import psutil
+
+        self.root = psutil.Process()
+        self.start_mb = self.peak_mb = self._total_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _total_mb(self) -> float:
+        import psutil
+
+        total = 0
+        for process in [self.root] + self.root.children(recursive=True):
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / 2 ** 20
+
+    def _sample(self):
+        while not self._stop.wait(0.2):
+            self.peak_mb = max(self.peak_mb, self._total_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def write_inputs(spark, lake, args):

@@ -42,29 +42,53 @@ def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarr
         lower item index. Slots with no eligible item hold -1 and -inf.
     """
     scores = np.asarray(scores, np.float32)
-    scores[:, ~is_candidate] = -np.inf
+    if not is_candidate.all():
+        scores[:, ~is_candidate] = -np.inf
     for row, items in enumerate(seen):
         if items is not None and len(items):
             scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
     scores[np.isnan(scores)] = -np.inf
-    k = min(k, scores.shape[1])
-    if k < scores.shape[1]:  # (partitioning the scores themselves: negating them first costs a copy and 2-3x)
-        part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k:]
-    else:
-        part = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    items = np.take_along_axis(part, order, axis=1)
-    top_scores = np.take_along_axis(part_scores, order, axis=1)
-    # argpartition may pick any of several items tied at the k-th score; make ties deterministic.
-    kth = top_scores[:, -1:]
-    unsure = np.flatnonzero(np.sum(scores == kth, axis=1) > np.sum(top_scores == kth, axis=1))
-    for row in unsure:  # only the items at or above the k-th score can be in the list: sort those alone
-        candidates = np.flatnonzero(scores[row] >= kth[row, 0])
-        best = candidates[np.lexsort((candidates, -scores[row, candidates]))[:k]]
-        items[row], top_scores[row] = best, scores[row, best]
-    items = np.where(np.isfinite(top_scores), items, -1)
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    rows, cols = _at_or_above_kth(scores, k)
+    values = scores[rows, cols]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    position = np.arange(len(rows)) - np.searchsorted(rows, rows)  # rank within the row, from 0
+    first_k = position < k
+    items = np.full((n_rows, k), -1, np.int64)
+    top_scores = np.full((n_rows, k), -np.inf, np.float32)
+    items[rows[first_k], position[first_k]] = cols[first_k]
+    top_scores[rows[first_k], position[first_k]] = values[first_k]
     return items, top_scores
+
+
+def _at_or_above_kth(scores: np.ndarray, k: int):
+    """(rows, cols) of every finite score at or above its row's k-th largest (ties at it included).
+
+    A threshold from a strided sample of the columns (its ~3k-th share) keeps a few times k items per row
+    in one comparison pass, 3-5x faster than partitioning whole rows; rows where it keeps fewer than k are
+    partitioned exactly.
+    """
+    n_rows, n_items = scores.shape
+    finite = scores > -np.inf
+    if k >= n_items:
+        return np.nonzero(finite)
+    step = max(1, n_items // max(16 * k, 1024))
+    keep = finite
+    if step > 1:
+        sample = scores[:, ::step]
+        above = min(sample.shape[1] - 1, 3 * k // step + 1)  # expect ~3k items at or above the threshold
+        threshold = np.partition(sample, sample.shape[1] - above, axis=1)[:, sample.shape[1] - above]
+        keep = (scores >= threshold[:, np.newaxis]) & finite
+        short = np.flatnonzero(keep.sum(axis=1) < np.minimum(k, finite.sum(axis=1)))
+    else:
+        short = np.arange(n_rows)
+    if len(short):  # exact k-th largest for the rows the sample missed
+        kth = np.partition(scores[short], n_items - k, axis=1)[:, n_items - k]
+        keep = keep.copy() if keep is finite else keep
+        keep[short] = (scores[short] >= kth[:, np.newaxis]) & finite[short]
+    return np.nonzero(keep)
 
 
 def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, seen: Sequence,

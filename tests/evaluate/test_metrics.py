@@ -62,6 +62,28 @@ def test_top_k_matches_brute_force_and_masks():
         assert [i for i in got_items[u] if i >= 0] == sorted(allowed, key=lambda i: (-scores[i], i))[:5]
 
 
+def test_top_k_on_a_large_catalogue_with_ties_and_masked_rows_matches_a_full_sort():
+    # wide rows take the sampled-threshold path; rows it cannot serve fall back to an exact partition
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.normal(size=(40, 6000)), 1).astype(np.float32)  # many ties
+    scores[0, 10:] = -np.inf  # fewer eligible items than k
+    scores[1, :] = np.linspace(0, 1, 6000)[::-1]  # the best items all at low indices: few in the sample
+    scores[2, 3000:] = np.nan
+    scores[3, :] = 0.0  # the sample (every 5th item) holds only 20 items at the top: its threshold keeps too few
+    scores[3, 0:100:5], scores[3, 1:300:5] = 2.0, 1.0
+    seen = [[] for _ in range(40)]
+    seen[5] = list(range(0, 6000, 2))
+    expected_input = scores.copy()
+    items, top = top_k_from_scores(scores, seen, np.ones(6000, bool), 25)
+    for row in range(40):
+        values = np.where(np.isnan(expected_input[row]), -np.inf, expected_input[row])
+        allowed = [i for i in range(6000) if np.isfinite(values[i]) and i not in set(seen[row])]
+        want = sorted(allowed, key=lambda i: (-values[i], i))[:25]
+        assert [i for i in items[row] if i >= 0] == want, row
+        np.testing.assert_array_equal(top[row][:len(want)], values[want])
+    assert list(items[0][10:]) == [-1] * 15
+
+
 def test_top_k_ties_go_to_the_lower_index():
     items, _ = top_k_from_scores(np.array([[1.0, 2.0, 2.0, 2.0, 0.5]]), [[]], np.ones(5, bool), 2)
     assert list(items[0]) == [1, 2]
