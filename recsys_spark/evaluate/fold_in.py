@@ -62,6 +62,9 @@ class FoldInScorer(Scorer):
     def support(self, history, items):
         return self.inner.support(history, items)
 
+    def because_block(self, histories, items, n=3):
+        return self.inner.because_block(histories, items, n)
+
     def arrays(self):
         return self.inner.arrays()
 

@@ -125,46 +125,52 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
     broadcast = spark.sparkContext.broadcast((scorer, np.asarray(is_candidate, bool), explain_names, new_items))
     carry = list(carry)
 
+    fields = TOP_K_SCHEMA.fields + (EXPLAINED_FIELDS if explain_names is not None else [])
+    schema = T.StructType(fields + [users_df.schema[c] for c in carry])
+
     def rank_partition(batches: Iterator) -> Iterator:
-        import pandas as pd
+        # Arrow in, Arrow out: the rows (and their because lists) are built from arrays and offsets, never
+        # as Python objects one by one.
+        import pyarrow as pa
 
         model, candidates, names, is_new = broadcast.value
-        for pdf in batches:
-            if pdf.empty:
+        for batch in batches:
+            if batch.num_rows == 0:
                 continue
-            histories = [np.asarray(h if h is not None else [], np.int64) for h in pdf[history_col]]
-            seen = histories if seen_col is None else [np.asarray(h if h is not None else [], np.int64)
-                                                        for h in pdf[seen_col]]
+            histories = _lists(batch.column(history_col))
+            seen = histories if seen_col is None else _lists(batch.column(seen_col))
             # the items of this scorer's (block's) range, at their positions in it
             seen = [h[(h >= item_offset) & (h < item_offset + len(candidates))] - item_offset for h in seen]
+            all_users = batch.column(S.USER_IDX).to_numpy(zero_copy_only=False)
             for start, (users, items, scores) in zip(
                     range(0, len(histories), users_per_batch),
-                    rank_blocks(model, pdf[S.USER_IDX].to_numpy(), histories, seen, candidates, k,
-                                users_per_batch)):
+                    rank_blocks(model, all_users, histories, seen, candidates, k, users_per_batch)):
                 keep = items >= 0
                 items = np.where(keep, items + item_offset, -1)
                 per_user = keep.sum(axis=1)
                 ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
-                columns = {
-                    S.USER_IDX: np.repeat(users, per_user).astype(np.int32),
-                    S.ITEM_IDX: items[keep].astype(np.int32),
-                    S.RANK: ranks[keep].astype(np.int32),
-                    S.SCORE: scores[keep].astype(np.float32),
-                }
+                arrays = [pa.array(np.repeat(users, per_user).astype(np.int32)), pa.array(items[keep].astype(np.int32)),
+                          pa.array(ranks[keep].astype(np.int32)), pa.array(scores[keep].astype(np.float32))]
                 if names is not None:
-                    columns[S.ITEM_ID] = names[items[keep]]
-                    columns[S.NEW_ITEM] = is_new[items[keep]]
-                    reasons = columns[S.BECAUSE] = []
-                    for per_item, kept in zip(model.because_block(histories[start:start + len(users)], items), keep):
-                        reasons.extend(list(names[ids]) for ids, ok in zip(per_item, kept) if ok)
-                for column in carry:
-                    columns[column] = np.repeat(pdf[column].to_numpy()[start:start + len(users)], per_user)
-                yield pd.DataFrame(columns)
+                    reasons = model.because_block(histories[start:start + len(users)], items)[keep]  # [rows, 3]
+                    listed = reasons >= 0  # reasons come first, then -1s
+                    offsets = np.concatenate([[0], np.cumsum(listed.sum(axis=1))]).astype(np.int32)
+                    arrays += [pa.array(names[items[keep]], pa.string()),
+                               pa.ListArray.from_arrays(pa.array(offsets), pa.array(names[reasons[listed]], pa.string())),
+                               pa.array(is_new[items[keep]])]
+                rows_of = pa.array(np.repeat(np.arange(start, start + len(users)), per_user))
+                arrays += [batch.column(column).take(rows_of) for column in carry]
+                yield pa.RecordBatch.from_arrays(arrays, names=schema.fieldNames())
 
-    fields = TOP_K_SCHEMA.fields + (EXPLAINED_FIELDS if explain_names is not None else [])
-    schema = T.StructType(fields + [users_df.schema[c] for c in carry])
     inputs = [S.USER_IDX, history_col] + ([seen_col] if seen_col else []) + carry
-    return users_df.select(*inputs).mapInPandas(rank_partition, schema=schema)
+    return users_df.select(*inputs).mapInArrow(rank_partition, schema=schema)
+
+
+def _lists(column) -> list:
+    """An Arrow list<int> column as one int64 NumPy array per row (a null list: empty)."""
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False).astype(np.int64)
+    return [values[offsets[row]:offsets[row + 1]] for row in range(len(column))]
 
 
 def top_k_spark_in_item_blocks(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,

@@ -13,7 +13,7 @@ Scorers are TensorFlow-free (NumPy/scipy) so that Spark executors and the evalua
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -51,13 +51,15 @@ class Scorer:
         arrays in full (n_items x d at most) and slice the scores."""
         return _Columns(self, start, stop)
 
-    def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> List[List[np.ndarray]]:
-        """``because`` for a block: for each user b and each of ``items[b]`` (-1 = no item), up to ``n``
-        history items that support it most (an empty array for -1)."""
-        out = []
-        for history, row in zip(histories, np.asarray(items, np.int64)):
-            ids, keep = because_arrays(self, history, np.maximum(row, 0), n)
-            out.append([labels[ok] if item >= 0 else labels[:0] for labels, ok, item in zip(ids, keep, row)])
+    def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> np.ndarray:
+        """``because`` for a block: [B, k, n] history item ids; for user b and ``items[b, j]`` (-1 = no item),
+        up to ``n`` history items that support it most, most supportive first, then -1s."""
+        items = np.asarray(items, np.int64)
+        out = np.full(items.shape + (n,), -1, np.int64)
+        for row, history in enumerate(histories):
+            ids, keep = because_arrays(self, history, np.maximum(items[row], 0), n)
+            ids = np.where(keep & (items[row] >= 0)[:, np.newaxis], ids, -1)
+            out[row, :, :ids.shape[1]] = ids
         return out
 
 
@@ -84,6 +86,27 @@ class DotScorer(Scorer):
 
     def support(self, history, items):
         return _cosine(self.item_matrix[np.asarray(items, np.int64)], self.item_matrix[np.asarray(history, np.int64)])
+
+    def because_block(self, histories, items, n=3):
+        """As :meth:`Scorer.because_block`, for the whole block at once (one batched product of unit vectors)."""
+        items = np.asarray(items, np.int64)
+        distinct = [_newest_first_distinct(h) for h in histories]
+        width = max((len(d) for d in distinct), default=0)
+        if width == 0 or items.size * width > 16_000_000:  # (a very long history: user by user)
+            return super().because_block(histories, items, n)
+        history = np.full((len(distinct), width), -1, np.int64)
+        for row, ids in enumerate(distinct):
+            history[row, :len(ids)] = ids
+        unit = self.item_matrix / np.maximum(np.linalg.norm(self.item_matrix, axis=1, keepdims=True), 1e-12)
+        support = np.matmul(unit[np.maximum(items, 0)], np.swapaxes(unit[np.maximum(history, 0)], 1, 2))
+        support = np.where(history[:, np.newaxis, :] >= 0, support, -np.inf)
+        order = np.argsort(-support, axis=2, kind="stable")[:, :, :n]  # ties: the newer history item
+        top = np.take_along_axis(support, order, axis=2)
+        ids = np.take_along_axis(np.broadcast_to(history[:, np.newaxis, :], support.shape), order, axis=2)
+        ids = np.where((top > 0) & (items >= 0)[..., np.newaxis], ids, -1)
+        if ids.shape[2] < n:
+            ids = np.concatenate([ids, np.full(ids.shape[:2] + (n - ids.shape[2],), -1, np.int64)], axis=2)
+        return ids
 
 
 class ItemPriorScorer(Scorer):
@@ -255,13 +278,18 @@ def because_arrays(scorer: Scorer, history: np.ndarray, items: np.ndarray, n: in
     history = np.asarray(history, np.int64)
     if len(history) == 0 or len(items) == 0:
         return np.zeros((len(items), 0), np.int64), np.zeros((len(items), 0), bool)
-    # each history item once, at its most recent position, newest first: a stable sort then gives ties
-    # to the newer item
-    _, last = np.unique(history[::-1], return_index=True)
-    distinct = history[::-1][np.sort(last)]
+    distinct = _newest_first_distinct(history)
     support = scorer.support(distinct, np.asarray(items, np.int64))
     order = np.argsort(-support, axis=1, kind="stable")[:, :n]
     return distinct[order], np.take_along_axis(support, order, axis=1) > 0
+
+
+def _newest_first_distinct(history) -> np.ndarray:
+    """Each history item once, at its most recent position, newest first (a stable sort of support then
+    gives ties to the newer item)."""
+    history = np.asarray(history, np.int64)
+    _, last = np.unique(history[::-1], return_index=True)
+    return history[::-1][np.sort(last)]
 
 
 KINDS = {cls.kind: cls for cls in (DotScorer, ItemPriorScorer, ProfileScorer, ItemItemScorer)}

@@ -16,7 +16,7 @@ carries, not the raw weight alone, so that each recommendation gets its own reas
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -108,29 +108,27 @@ class SequenceScorer(Scorer):
         support = np.where(padded[:, np.newaxis, :] >= 0, support, -np.inf)
         return padded, support.astype(np.float32)
 
-    def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> List:
-        """For each user b and each of ``items[b]`` (-1 = no item: an empty array), up to ``n`` distinct
-        history items with positive support, most supportive first (an item met twice counts at its best
-        position; equal support goes to the more recent position)."""
+    def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> np.ndarray:
+        """[B, k, n]: for each user b and each of ``items[b]`` (-1 = no item: all -1), up to ``n`` history
+        items with positive support, most supportive first, then -1s (an item met twice counts at its most
+        recent position; equal support goes to the more recent position)."""
         items = np.asarray(items, np.int64)
         if not len(histories):
-            return []
+            return np.full(items.shape + (n,), -1, np.int64)
         padded, support = self.position_support(histories, np.maximum(items, 0))
-        order = np.argsort(-support[..., ::-1], axis=-1, kind="stable")  # newest first among equals
-        order = padded.shape[1] - 1 - order
-        out = []
-        for row in range(len(histories)):
-            per_item = []
-            for col in range(items.shape[1]):
-                chosen: List[int] = []
-                for position in order[row, col] if items[row, col] >= 0 else ():
-                    if support[row, col, position] <= 0 or len(chosen) == n:
-                        break
-                    if padded[row, position] not in chosen:
-                        chosen.append(int(padded[row, position]))
-                per_item.append(np.asarray(chosen, np.int64))
-            out.append(per_item)
-        return out
+        length = padded.shape[1]
+        for row in range(len(padded)):  # earlier occurrences of an item give no reason
+            _, newest = np.unique(padded[row, ::-1], return_index=True)
+            earlier = np.ones(length, bool)
+            earlier[length - 1 - newest] = False
+            support[row, :, earlier] = -np.inf
+        order = length - 1 - np.argsort(-support[..., ::-1], axis=-1, kind="stable")[..., :n]  # newest first
+        top = np.take_along_axis(support, order, axis=-1)
+        ids = np.take_along_axis(np.broadcast_to(padded[:, np.newaxis, :], support.shape), order, axis=-1)
+        ids = np.where((top > 0) & (items >= 0)[..., np.newaxis], ids, -1)
+        if ids.shape[2] < n:
+            ids = np.concatenate([ids, np.full(ids.shape[:2] + (n - ids.shape[2],), -1, np.int64)], axis=2)
+        return ids
 
 
 def _project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -68,16 +68,19 @@ def test_sequence_because_follows_the_attention_on_a_known_case():
     scorer = hand_set_sequence_scorer()
     _, support = scorer.position_support(history, np.array([[4, 3]]))
     np.testing.assert_allclose(support[0, 0], [0.0, 2 / 3 * 0.5, 2 / 3], atol=1e-6)
-    assert [r.tolist() for r in scorer.because_block(history, np.array([[4, 3, -1]]))[0]] == [[0, 1], [], []]
+    assert scorer.because_block(history, np.array([[4, 3, -1]]))[0].tolist() == [[0, 1, -1], [-1] * 3, [-1] * 3]
     # Now the last query attends almost only to item 1: it becomes the first reason for item 4.
     focused = hand_set_sequence_scorer(key_of_item1=10.0)
     attention = focused.encode(focused.padded_histories(history))[1][0, 0]
     assert attention[1] > 0.99
-    assert focused.because_block(history, np.array([[4]]))[0][0].tolist() == [1, 0]
+    assert focused.because_block(history, np.array([[4]]))[0, 0].tolist() == [1, 0, -1]
     # through padding (a model from an earlier day): items it never knew give no reason and get none
     wide = padded(focused, 7)
     reasons = wide.because_block([np.array([2, 1, 6, 0])], np.array([[4, 6]]))[0]
-    assert reasons[0].tolist() == [1, 0] and reasons[1].tolist() == []
+    assert reasons.tolist() == [[1, 0, -1], [-1, -1, -1]]
+    # an item met twice gives its reason once, from its most recent position
+    twice = focused.because_block([np.array([1, 0, 1])], np.array([[4]]))[0, 0]
+    assert twice.tolist() == [1, 0, -1]
 
 
 def test_fold_in_matches_the_regularised_least_squares_and_keeps_users_without_news():
@@ -121,7 +124,26 @@ def test_a_block_of_columns_scores_and_explains_as_the_whole_scorer():
         assert block.n_items == 3
         np.testing.assert_allclose(block.scores(np.array([0, 1]), histories), full[:, 2:5], rtol=1e-6)
         items = np.array([[2, 4], [3, -1]])  # global ids
-        assert [[r.tolist() for r in row] for row in block.because_block(histories, items)] == \
-            [[r.tolist() for r in row] for row in whole.because_block(histories, items)]
+        np.testing.assert_array_equal(block.because_block(histories, items), whole.because_block(histories, items))
     # an items x items matrix is split for real: the block holds only its columns
     assert ItemItemScorer(matrix).columns(2, 5).nbytes() == matrix[:, 2:5].nbytes
+
+
+def test_the_batched_because_of_embedding_models_equals_the_per_user_one():
+    from recsys_spark.evaluate.scorers import Scorer
+
+    rng = np.random.default_rng(4)
+    items = np.round(rng.normal(size=(40, 4)), 1)  # rounded: some equal cosines (ties to the newer item)
+    items[7] = -items[3]  # item 7 has only negative support from item 3: no reason
+    scorer = DotScorer(np.zeros((3, 4)), items)
+    histories = [np.array([3, 5, 3, 9, 11]), np.array([], np.int64), np.array([3])]
+    block = np.array([[7, 1, 2, -1], [4, 5, -1, -1], [7, 8, 3, 0]])
+    got = scorer.because_block(histories, block)
+    np.testing.assert_array_equal(got, Scorer.because_block(scorer, histories, block))  # user by user
+    assert got.shape == (3, 4, 3) and (got[2, 0] == -1).all() and (got[1] == -1).all() and (got[0, 3] == -1).all()
+    assert (got[0] >= 0).sum(axis=1).max() == 3
+    # the per-user reference: cosine of item vectors, each history item once
+    unit = items / np.linalg.norm(items, axis=1, keepdims=True)
+    cosines = {h: unit[1] @ unit[h] for h in (11, 9, 3, 5)}  # newest first
+    want = [h for h in sorted(cosines, key=lambda h: -cosines[h]) if cosines[h] > 0][:3]
+    assert [i for i in got[0, 1] if i >= 0] == want
