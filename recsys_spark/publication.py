@@ -120,35 +120,40 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
     """Checks a written version; raises DataQualityError listing every failed check."""
     recs = spark.read.parquet(path)
     columns = S.RECOMMENDATIONS_SCHEMA.fieldNames()
-    # Two passes over the new table: the seen items, and one aggregation per user for everything else.
-    seen = recs.join(expect.seen_df, [S.USER_ID, S.ITEM_ID], "inner").count()
+    # One pass over the new table: each user's list as an array, then every check on (list, history) pairs.
     is_null = F.expr(" OR ".join(f"`{c}` IS NULL" for c in columns)).cast("long")
     per_user = recs.groupBy(S.USER_ID).agg(
-        F.count(F.lit(1)).alias("n"), F.countDistinct(S.ITEM_ID).alias("d"), F.sum(is_null).alias("nulls"),
-        F.collect_set(S.MODEL_VERSION).alias("versions"), F.first(S.REASON).alias("reason")).cache()
-    seen_candidates = expect.seen_df
-    unavailable = 0
-    if expect.unavailable_df is not None:
-        seen_candidates = seen_candidates.join(expect.unavailable_df, S.ITEM_ID, "left_anti")
-        unavailable = recs.join(expect.unavailable_df, S.ITEM_ID, "left_semi").count()
-    # every active user, with how many of the candidates they have already seen
+        F.collect_list(S.ITEM_ID).alias("items"), F.sum(is_null).alias("nulls"),
+        F.collect_set(S.MODEL_VERSION).alias("versions"), F.first(S.REASON).alias("reason"))
+    histories = expect.seen_df.groupBy(S.USER_ID).agg(F.collect_set(S.ITEM_ID).alias("seen"))
+    unavailable = [] if expect.unavailable_df is None else [r[0] for r in expect.unavailable_df.distinct().collect()]
+    unavailable_items = F.array(*[F.lit(i) for i in unavailable]).cast("array<string>")
     active = expect.active_df if expect.active_df is not None else expect.seen_df.select(S.USER_ID)
-    history = (active.distinct()
-               .join(seen_candidates.groupBy(S.USER_ID).agg(F.countDistinct(S.ITEM_ID).alias("s")), S.USER_ID, "left")
-               .fillna(0, ["s"]))
-    # (least() skips nulls: users who are not active, s null, are counted apart)
-    expected_n = F.when(F.col("s").isNotNull(), F.least(F.lit(expect.top_n), F.lit(expect.n_candidates) - F.col("s")))
-    counts = history.join(per_user, S.USER_ID, "full_outer").agg(
-        F.sum((F.col("n").isNull() & (expected_n > 0)).cast("long")).alias("uncovered"),  # (0: nothing left)
-        F.sum(F.col("s").isNull().cast("long")).alias("unknown"),
-        F.sum((F.col("n") != F.col("d")).cast("long")).alias("duplicated"),
-        F.sum((F.col("n") != expected_n).cast("long")).alias("wrong_length"),
-        F.count(F.col("n")).alias("users"), F.sum("n").alias("rows"), F.sum("nulls").alias("nulls"),
+    joined = (active.distinct().withColumn("active", F.lit(True)).join(histories, S.USER_ID, "left")
+              .join(per_user, S.USER_ID, "full_outer").cache())
+
+    def size(column):  # (0 for a missing array)
+        return F.coalesce(F.size(column), F.lit(0))
+
+    listed = F.col("items").isNotNull()
+    seen = F.coalesce(F.col("seen"), F.array().cast("array<string>"))
+    # how many candidates the (active) user has already seen: the list is shorter only when few are left
+    expected_n = F.when(F.col("active"), F.least(F.lit(expect.top_n),
+                                                 F.lit(expect.n_candidates) - size(F.array_except(seen, unavailable_items))))
+    counts = joined.agg(
+        F.sum((~listed & (expected_n > 0)).cast("long")).alias("uncovered"),  # (0: nothing left)
+        F.sum(F.col("active").isNull().cast("long")).alias("unknown"),
+        F.sum((listed & (size("items") != size(F.array_distinct("items")))).cast("long")).alias("duplicated"),
+        F.sum((listed & (size("items") != expected_n)).cast("long")).alias("wrong_length"),
+        F.sum(size(F.filter("items", lambda item: F.array_contains(seen, item)))).alias("seen"),
+        F.sum(size(F.filter("items", lambda item: F.array_contains(unavailable_items, item)))).alias("unavailable"),
+        F.sum(listed.cast("long")).alias("users"), F.sum(size("items")).alias("rows"), F.sum("nulls").alias("nulls"),
         F.array_distinct(F.flatten(F.collect_list("versions"))).alias("versions"),
     ).first().asDict()
+    seen, unavailable = counts["seen"] or 0, counts["unavailable"] or 0
+    by_reason = {r["reason"]: r["count"] for r in joined.filter(listed).groupBy("reason").count().collect()}
+    joined.unpersist()
     nulls, versions = counts["nulls"] or 0, sorted(counts["versions"] or [])
-    by_reason = {r["reason"]: r["count"] for r in per_user.groupBy("reason").count().collect()}
-    per_user.unpersist()
     problems = []
     if nulls:
         problems.append(f"{nulls} row(s) with a null")
