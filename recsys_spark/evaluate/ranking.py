@@ -52,7 +52,11 @@ def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarr
     k = min(k, n_items)
     rows, cols = _at_or_above_kth(scores, k)
     values = scores[rows, cols]
-    order = np.lexsort((cols, -values, rows))
+    # (score desc, item asc) within each row: the items come row by row in index order, so two stable
+    # sorts do it (the row sort on int16 is a radix sort: 2x faster than a three-key lexsort)
+    order = np.argsort(-values, kind="stable")
+    row_keys = rows[order].astype(np.int16 if n_rows < 2 ** 15 else np.int64)
+    order = order[np.argsort(row_keys, kind="stable")]
     rows, cols, values = rows[order], cols[order], values[order]
     position = np.arange(len(rows)) - np.searchsorted(rows, rows)  # rank within the row, from 0
     first_k = position < k
@@ -73,7 +77,8 @@ def _at_or_above_kth(scores: np.ndarray, k: int):
     n_rows, n_items = scores.shape
     finite = scores > -np.inf
     if k >= n_items:
-        return np.nonzero(finite)
+        flat = np.flatnonzero(finite)
+        return flat // n_items, flat % n_items
     step = max(1, n_items // max(16 * k, 1024))
     keep = finite
     if step > 1:
@@ -88,7 +93,9 @@ def _at_or_above_kth(scores: np.ndarray, k: int):
         kth = np.partition(scores[short], n_items - k, axis=1)[:, n_items - k]
         keep = keep.copy() if keep is finite else keep
         keep[short] = (scores[short] >= kth[:, np.newaxis]) & finite[short]
-    return np.nonzero(keep)
+    flat = np.flatnonzero(keep)  # (4x faster than np.nonzero on a 2-D mask)
+    rows = flat // n_items
+    return rows, flat - rows * n_items
 
 
 def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, seen: Sequence,
