@@ -16,7 +16,7 @@ from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.evaluate.gate import read_decision
 from recsys_spark.evaluate.ranking import candidates_of, top_k_spark_in_item_blocks
-from recsys_spark.evaluate.scorers import padded
+from recsys_spark.evaluate.scorer_views import padded
 from recsys_spark.model_store import load_model
 
 

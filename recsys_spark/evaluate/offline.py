@@ -103,7 +103,7 @@ def competitors(lake, cfg, ds: str, data: SplitData):
     when it is not one of today's (role ``published``)."""
     from recsys_spark.baselines.train import run_train_baseline
     from recsys_spark.evaluate.gate import published_model
-    from recsys_spark.evaluate.scorers import padded
+    from recsys_spark.evaluate.scorer_views import padded
     from recsys_spark.model_store import load_model
 
     out = []

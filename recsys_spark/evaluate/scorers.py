@@ -49,7 +49,9 @@ class Scorer:
         """A scorer of items [start, stop) only (histories, ``support`` and ``because_block`` keep the global
         item ids). Scorers with an items x items matrix hold only those columns; the others hold their
         arrays in full (n_items x d at most) and slice the scores."""
-        return _Columns(self, start, stop)
+        from recsys_spark.evaluate.scorer_views import Columns
+
+        return Columns(self, start, stop)
 
     def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> np.ndarray:
         """``because`` for a block: [B, k, n] history item ids; for user b and ``items[b, j]`` (-1 = no item),
@@ -230,28 +232,6 @@ class ItemItemScorer(Scorer):
         return np.asarray(block.todense() if sparse.issparse(block) else block, np.float32).T
 
 
-class _Columns(Scorer):
-    """Items [start, stop) of ``inner``: its scores sliced; reasons from ``inner`` (global item ids)."""
-
-    kind = "columns"
-
-    def __init__(self, inner: Scorer, start: int, stop: int):
-        self.inner, self.start, self.n_items = inner, start, stop - start
-        self.needs_trained_user = inner.needs_trained_user
-
-    def scores(self, users, histories):
-        return self.inner.scores(users, histories)[:, self.start:self.start + self.n_items]
-
-    def support(self, history, items):
-        return self.inner.support(history, items)
-
-    def because_block(self, histories, items, n=3):
-        return self.inner.because_block(histories, items, n)
-
-    def arrays(self):
-        return self.inner.arrays()
-
-
 def _nbytes(value) -> int:
     from scipy import sparse
 
@@ -311,43 +291,3 @@ def scorer_from_arrays(kind: str, arrays: Dict[str, object], params: Dict) -> Sc
         return ItemItemScorer(arrays["matrix"], params.get("last_n"), params.get("decay", 1.0), arrays.get("prior"),
                               params.get("prior_weight", 0.0))
     raise ValueError(f"unknown scorer kind {kind!r}; known: {sorted(KINDS)}")
-
-
-def padded(scorer: Scorer, n_items: int) -> "Scorer":
-    """A scorer over ``n_items`` items when it was built for fewer (a model from an earlier ds: items
-    added since score -inf)."""
-    if scorer.n_items >= n_items:
-        return scorer
-    return _Padded(scorer, n_items)
-
-
-class _Padded(Scorer):
-    kind = "padded"
-
-    def __init__(self, inner: Scorer, n_items: int):
-        self.inner, self.n_items = inner, n_items
-        self.needs_trained_user = inner.needs_trained_user
-
-    def support(self, history, items):
-        items, history = np.asarray(items, np.int64), np.asarray(history, np.int64)
-        out = np.zeros((len(items), len(history)), np.float32)
-        old_items, old_history = items < self.inner.n_items, history < self.inner.n_items
-        if old_items.any() and old_history.any():
-            out[np.ix_(old_items, old_history)] = self.inner.support(history[old_history], items[old_items])
-        return out
-
-    def arrays(self):
-        return self.inner.arrays()
-
-    def because_block(self, histories, items, n=3):
-        inner = self.inner.n_items
-        items = np.asarray(items, np.int64)
-        return self.inner.because_block([np.asarray(h, np.int64)[np.asarray(h, np.int64) < inner] for h in histories],
-                                        np.where(items < inner, items, -1), n)
-
-    def scores(self, users, histories):
-        inner = self.inner.n_items
-        block = self.inner.scores(users, [h[h < inner] for h in histories])
-        out = np.full((len(users), self.n_items), -np.inf, np.float32)
-        out[:, :inner] = block
-        return out

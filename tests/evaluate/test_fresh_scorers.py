@@ -4,7 +4,8 @@ and the fold-in of embedding models' user vectors; and scorers split in blocks o
 import numpy as np
 
 from recsys_spark.evaluate.fold_in import FoldInScorer, with_fold_in
-from recsys_spark.evaluate.scorers import DotScorer, ItemItemScorer, padded, scorer_from_arrays
+from recsys_spark.evaluate.scorer_views import padded
+from recsys_spark.evaluate.scorers import DotScorer, ItemItemScorer, scorer_from_arrays
 from recsys_spark.evaluate.sequence_scorer import SequenceScorer
 
 
