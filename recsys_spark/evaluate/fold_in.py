@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys_spark.evaluate.scorer_views import View
 from recsys_spark.evaluate.scorers import DotScorer, Scorer
 
 
-class FoldInScorer(Scorer):
+class FoldInScorer(View):
     """A :class:`DotScorer` whose user vectors take in the events after ``trained_len`` [n_users]."""
 
     kind = "fold_in"
     needs_trained_user = True
 
     def __init__(self, inner: DotScorer, trained_len: np.ndarray, l2: float = 0.01):
-        self.inner = inner
-        self.n_items = inner.n_items
+        super().__init__(inner, inner.n_items)
         self.trained_len = np.asarray(trained_len, np.int64)
         items = inner.item_matrix
         self.l2 = float(l2) * float(np.mean(np.sum(items * items, axis=1))) if len(items) else float(l2)
@@ -59,14 +59,6 @@ class FoldInScorer(Scorer):
     def scores(self, users, histories):
         return self.user_vectors(users, histories) @ self.inner.item_matrix.T
 
-    def support(self, history, items):
-        return self.inner.support(history, items)
-
-    def because_block(self, histories, items, n=3):
-        return self.inner.because_block(histories, items, n)
-
-    def arrays(self):
-        return self.inner.arrays()
 
 
 def with_fold_in(scorer: Scorer, trained_len: np.ndarray, l2: float) -> Scorer:

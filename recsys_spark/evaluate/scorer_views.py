@@ -1,11 +1,29 @@
 """Views of a scorer: the same model over more items (:func:`padded`: a model from an earlier day, items
-added since score -inf) or over a block of its items (:class:`Columns`, for :meth:`Scorer.columns`)."""
+added since score -inf) or over a block of its items (:class:`Columns`, for :meth:`Scorer.columns`); and
+:class:`View`, the base of scorers that wrap another one (also the fold-in)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from recsys_spark.evaluate.scorers import Scorer
+
+
+class View(Scorer):
+    """A scorer over ``inner``: the same arrays and the same reasons (override what differs)."""
+
+    def __init__(self, inner: Scorer, n_items: int):
+        self.inner, self.n_items = inner, n_items
+        self.needs_trained_user = inner.needs_trained_user
+
+    def support(self, history, items):
+        return self.inner.support(history, items)
+
+    def because_block(self, histories, items, n=3):
+        return self.inner.because_block(histories, items, n)
+
+    def arrays(self):
+        return self.inner.arrays()
 
 
 def padded(scorer: Scorer, n_items: int) -> "Scorer":
@@ -16,14 +34,10 @@ def padded(scorer: Scorer, n_items: int) -> "Scorer":
     return Padded(scorer, n_items)
 
 
-class Padded(Scorer):
+class Padded(View):
     """``inner`` over ``n_items`` items: the items it never knew score -inf and give no reasons."""
 
     kind = "padded"
-
-    def __init__(self, inner: Scorer, n_items: int):
-        self.inner, self.n_items = inner, n_items
-        self.needs_trained_user = inner.needs_trained_user
 
     def support(self, history, items):
         items, history = np.asarray(items, np.int64), np.asarray(history, np.int64)
@@ -32,9 +46,6 @@ class Padded(Scorer):
         if old_items.any() and old_history.any():
             out[np.ix_(old_items, old_history)] = self.inner.support(history[old_history], items[old_items])
         return out
-
-    def arrays(self):
-        return self.inner.arrays()
 
     def because_block(self, histories, items, n=3):
         inner = self.inner.n_items
@@ -50,23 +61,14 @@ class Padded(Scorer):
         return out
 
 
-class Columns(Scorer):
+class Columns(View):
     """Items [start, stop) of ``inner``: its scores sliced; reasons from ``inner`` (global item ids)."""
 
     kind = "columns"
 
     def __init__(self, inner: Scorer, start: int, stop: int):
-        self.inner, self.start, self.n_items = inner, start, stop - start
-        self.needs_trained_user = inner.needs_trained_user
+        super().__init__(inner, stop - start)
+        self.start = start
 
     def scores(self, users, histories):
         return self.inner.scores(users, histories)[:, self.start:self.start + self.n_items]
-
-    def support(self, history, items):
-        return self.inner.support(history, items)
-
-    def because_block(self, histories, items, n=3):
-        return self.inner.because_block(histories, items, n)
-
-    def arrays(self):
-        return self.inner.arrays()
