@@ -7,7 +7,7 @@ Layout under ``<lake>/recommendations/``::
     _LATEST                          JSON manifest of the newest day's current version (what readers follow)
     ds=<ds>                          the current version for Spark readers (a symlink on a local lake)
 
-A run writes a new version, validates it, marks it valid, then switches ``ds=<ds>``, ``_CURRENT`` and
+A run writes a new version, validates it (``recsys_spark/publication_checks.py``), marks it valid, then switches ``ds=<ds>``, ``_CURRENT`` and
 ``_LATEST``, each in one rename, and prunes old versions beyond ``score.keep_versions``. A crash at any step
 leaves the previous version current and readable; the day's next run removes versions that never became
 valid (another day's, whose scoring may be running, are left alone).
@@ -19,41 +19,18 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from recsys_spark import schemas as S
-from recsys_spark.errors import DataQualityError, MissingInputError
+from recsys_spark.errors import MissingInputError
+from recsys_spark.publication_checks import Expectations, validate_version  # noqa: F401 (the API)
 
 VERSIONS = "_versions"
 CURRENT = "_CURRENT"
 LATEST = "_LATEST"
 VALID = "_MANIFEST.json"  # written once a version passed validation: its manifest
-
-
-@dataclass
-class Expectations:
-    """What a valid table for one day holds.
-
-    Args:
-        seen_df: (user_id, item_id) pairs that may not be recommended (every active user's history up to
-            ds, or its interactions of ``score.exclude_event_types``).
-        top_n: list length, unless the user has fewer unseen candidates.
-        n_candidates: how many items can be recommended at all.
-        model_version: the version the gate approved; every row must carry it.
-        unavailable_df: (item_id) of items that must not be recommended today (not among the candidates).
-        active_df: (user_id) of every active user, who must get a list (default: the users of ``seen_df``).
-    """
-
-    seen_df: DataFrame
-    top_n: int
-    n_candidates: int
-    model_version: str
-    unavailable_df: Optional[DataFrame] = None
-    active_df: Optional[DataFrame] = None
 
 
 def day_root(lake, ds: str) -> str:
@@ -114,64 +91,6 @@ def write_version(lake, ds: str, version: str, recs_df: DataFrame) -> str:
     path = version_path(lake, ds, version)
     lake.write_parquet(recs_df, path)
     return path
-
-
-def validate_version(spark, path: str, expect: Expectations) -> Dict:
-    """Checks a written version; raises DataQualityError listing every failed check."""
-    recs = spark.read.parquet(path)
-    columns = S.RECOMMENDATIONS_SCHEMA.fieldNames()
-    # One pass over the new table: each user's list as an array, then every check on (list, history) pairs.
-    is_null = F.expr(" OR ".join(f"`{c}` IS NULL" for c in columns)).cast("long")
-    per_user = recs.groupBy(S.USER_ID).agg(
-        F.collect_list(S.ITEM_ID).alias("items"), F.sum(is_null).alias("nulls"),
-        F.collect_set(S.MODEL_VERSION).alias("versions"), F.first(S.REASON).alias("reason"))
-    histories = expect.seen_df.groupBy(S.USER_ID).agg(F.collect_set(S.ITEM_ID).alias("seen"))
-    unavailable = [] if expect.unavailable_df is None else [r[0] for r in expect.unavailable_df.distinct().collect()]
-    unavailable_items = F.array(*[F.lit(i) for i in unavailable]).cast("array<string>")
-    active = expect.active_df if expect.active_df is not None else expect.seen_df.select(S.USER_ID)
-    joined = (active.distinct().withColumn("active", F.lit(True)).join(histories, S.USER_ID, "left")
-              .join(per_user, S.USER_ID, "full_outer").cache())
-
-    def size(column):  # (0 for a missing array)
-        return F.coalesce(F.size(column), F.lit(0))
-
-    listed = F.col("items").isNotNull()
-    seen = F.coalesce(F.col("seen"), F.array().cast("array<string>"))
-    # how many candidates the (active) user has already seen: the list is shorter only when few are left
-    expected_n = F.when(F.col("active"), F.least(F.lit(expect.top_n),
-                                                 F.lit(expect.n_candidates) - size(F.array_except(seen, unavailable_items))))
-    counts = joined.agg(
-        F.sum((~listed & (expected_n > 0)).cast("long")).alias("uncovered"),  # (0: nothing left)
-        F.sum(F.col("active").isNull().cast("long")).alias("unknown"),
-        F.sum((listed & (size("items") != size(F.array_distinct("items")))).cast("long")).alias("duplicated"),
-        F.sum((listed & (size("items") != expected_n)).cast("long")).alias("wrong_length"),
-        F.sum(size(F.filter("items", lambda item: F.array_contains(seen, item)))).alias("seen"),
-        F.sum(size(F.filter("items", lambda item: F.array_contains(unavailable_items, item)))).alias("unavailable"),
-        F.sum(listed.cast("long")).alias("users"), F.sum(size("items")).alias("rows"), F.sum("nulls").alias("nulls"),
-        F.array_distinct(F.flatten(F.collect_list("versions"))).alias("versions"),
-    ).first().asDict()
-    seen, unavailable = counts["seen"] or 0, counts["unavailable"] or 0
-    by_reason = {r["reason"]: r["count"] for r in joined.filter(listed).groupBy("reason").count().collect()}
-    joined.unpersist()
-    nulls, versions = counts["nulls"] or 0, sorted(counts["versions"] or [])
-    problems = []
-    if nulls:
-        problems.append(f"{nulls} row(s) with a null")
-    if seen:
-        problems.append(f"{seen} recommended item(s) already in the user's history")
-    if unavailable:
-        problems.append(f"{unavailable} recommended item(s) marked unavailable")
-    if versions != [expect.model_version]:
-        problems.append(f"model_version {versions} instead of the approved {expect.model_version}")
-    for key, text in (("uncovered", "active user(s) without a list"), ("unknown", "user(s) who are not active"),
-                      ("duplicated", "user(s) with a repeated item"),
-                      ("wrong_length", f"user(s) whose list is not {expect.top_n} long (or every unseen item)")):
-        if counts[key]:
-            problems.append(f"{counts[key]} {text}")
-    if problems:
-        raise DataQualityError(f"the new recommendations at {path} failed validation: {'; '.join(problems)}. "
-                               f"Nothing was published: the current version stays; the next run removes this one.")
-    return {"users": int(counts["users"] or 0), "rows": int(counts["rows"] or 0), "users_by_reason": by_reason}
 
 
 def mark_valid(lake, path: str, manifest: Dict) -> None:

@@ -59,6 +59,9 @@ class FoldInScorer(View):
     def scores(self, users, histories):
         return self.user_vectors(users, histories) @ self.inner.item_matrix.T
 
+    def scores_into(self, users, histories, out):
+        return np.matmul(self.user_vectors(users, histories), self.inner.item_matrix.T, out=out)
+
 
 
 def with_fold_in(scorer: Scorer, trained_len: np.ndarray, l2: float) -> Scorer:

@@ -39,63 +39,76 @@ def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarr
 
     Returns:
         (items [B, k'] int, scores [B, k'] float) with k' = min(k, n_items), best first; ties go to the
-        lower item index. Slots with no eligible item hold -1 and -inf.
+        lower item index; NaN counts as -inf. Slots with no eligible item hold -1 and -inf.
     """
     scores = np.asarray(scores, np.float32)
     if not is_candidate.all():
         scores[:, ~is_candidate] = -np.inf
-    for row, items in enumerate(seen):
-        if items is not None and len(items):
-            scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
-    scores[np.isnan(scores)] = -np.inf
+    lengths = [0 if items is None else len(items) for items in seen]
+    if sum(lengths):  # one scatter for the whole block
+        scores[np.repeat(np.arange(len(lengths)), lengths),
+               np.concatenate([np.asarray(items, np.int64) for items in seen if items is not None and len(items)])] = -np.inf
     n_rows, n_items = scores.shape
     k = min(k, n_items)
-    rows, cols = _at_or_above_kth(scores, k)
-    values = scores[rows, cols]
-    # (score desc, item asc) within each row: the items come row by row in index order, so two stable
-    # sorts do it (the row sort on int16 is a radix sort: 2x faster than a three-key lexsort)
-    order = np.argsort(-values, kind="stable")
-    row_keys = rows[order].astype(np.int16 if n_rows < 2 ** 15 else np.int64)
-    order = order[np.argsort(row_keys, kind="stable")]
-    rows, cols, values = rows[order], cols[order], values[order]
-    position = np.arange(len(rows)) - np.searchsorted(rows, rows)  # rank within the row, from 0
-    first_k = position < k
+    rows, cols = _at_or_above_kth(scores, k)  # grouped by row, ascending items within a row
+    # each row's candidates side by side (padded with -inf), then one stable sort per row: score desc, and
+    # equal scores keep their ascending item order
+    counts = np.bincount(rows, minlength=n_rows)
+    width = max(int(counts.max(initial=0)), 1)
+    position = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    values = np.full((n_rows, width), -np.inf, np.float32)
+    values[rows, position] = scores[rows, cols]
+    candidates = np.full((n_rows, width), -1, np.int64)
+    candidates[rows, position] = cols
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     items = np.full((n_rows, k), -1, np.int64)
     top_scores = np.full((n_rows, k), -np.inf, np.float32)
-    items[rows[first_k], position[first_k]] = cols[first_k]
-    top_scores[rows[first_k], position[first_k]] = values[first_k]
+    items[:, :order.shape[1]] = np.take_along_axis(candidates, order, axis=1)
+    top_scores[:, :order.shape[1]] = np.take_along_axis(values, order, axis=1)
     return items, top_scores
 
 
 def _at_or_above_kth(scores: np.ndarray, k: int):
-    """(rows, cols) of every finite score at or above its row's k-th largest (ties at it included).
+    """(rows, cols) of every score above -inf (NaN excluded) at or above its row's k-th largest (ties at it
+    included).
 
     A threshold from a strided sample of the columns (its ~3k-th share) keeps a few times k items per row
-    in one comparison pass, 3-5x faster than partitioning whole rows; rows where it keeps fewer than k are
-    partitioned exactly.
+    in one comparison pass; rows where it keeps fewer than k (or whose sample has no finite threshold) are
+    partitioned exactly. Three passes over the block in all (sample, compare, collect): the scores are
+    large, so passes, not arithmetic, are what cost.
     """
     n_rows, n_items = scores.shape
-    finite = scores > -np.inf
-    if k >= n_items:
-        flat = np.flatnonzero(finite)
-        return flat // n_items, flat % n_items
     step = max(1, n_items // max(16 * k, 1024))
-    keep = finite
-    if step > 1:
+    if k >= n_items or step == 1:
+        keep = np.zeros(0, bool)
+    else:
         sample = scores[:, ::step]
         above = min(sample.shape[1] - 1, 3 * k // step + 1)  # expect ~3k items at or above the threshold
         threshold = np.partition(sample, sample.shape[1] - above, axis=1)[:, sample.shape[1] - above]
-        keep = (scores >= threshold[:, np.newaxis]) & finite
-        short = np.flatnonzero(keep.sum(axis=1) < np.minimum(k, finite.sum(axis=1)))
-    else:
-        short = np.arange(n_rows)
-    if len(short):  # exact k-th largest for the rows the sample missed
-        kth = np.partition(scores[short], n_items - k, axis=1)[:, n_items - k]
-        keep = keep.copy() if keep is finite else keep
-        keep[short] = (scores[short] >= kth[:, np.newaxis]) & finite[short]
+        threshold[~(threshold > -np.inf)] = np.nan  # (-inf or NaN: the row is ranked exactly; NaN keeps nothing)
+        keep = scores >= threshold[:, np.newaxis]  # a finite threshold keeps no -inf and no NaN
     flat = np.flatnonzero(keep)  # (4x faster than np.nonzero on a 2-D mask)
     rows = flat // n_items
-    return rows, flat - rows * n_items
+    cols = flat - rows * n_items
+    short = np.flatnonzero(np.bincount(rows, minlength=n_rows) < k)
+    if len(short):  # exact k-th largest for the rows the sample missed
+        exact = scores[short]
+        exact[np.isnan(exact)] = -np.inf
+        finite = exact > -np.inf
+        kth = np.full(len(short), -np.inf, np.float32)
+        full = np.count_nonzero(finite, axis=1) > k
+        if full.any():
+            kth[full] = np.partition(exact[full], n_items - k, axis=1)[:, n_items - k]
+        exact_flat = np.flatnonzero((exact >= kth[:, np.newaxis]) & finite)
+        exact_rows = exact_flat // n_items
+        fine = np.ones(n_rows, bool)
+        fine[short] = False
+        fine = fine[rows]
+        rows = np.concatenate([rows[fine], short[exact_rows]])
+        cols = np.concatenate([cols[fine], exact_flat - exact_rows * n_items])
+        order = np.argsort(rows.astype(np.int16 if n_rows < 2 ** 15 else np.int64), kind="stable")  # (radix sort)
+        rows, cols = rows[order], cols[order]
+    return rows, cols
 
 
 def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, seen: Sequence,
@@ -104,9 +117,10 @@ def rank_blocks(scorer: Scorer, users: np.ndarray, score_histories: Sequence, se
 
     ``score_histories[i]`` is what the scorer reads for ``users[i]``; ``seen[i]`` what is masked.
     """
+    buffer = np.empty((min(block, len(users)), scorer.n_items), np.float32)  # (one per call: no page faults per block)
     for start in range(0, len(users), block):
         chunk = np.asarray(users[start:start + block])
-        scores = scorer.scores(chunk, score_histories[start:start + block])
+        scores = scorer.scores_into(chunk, score_histories[start:start + block], buffer[:len(chunk)])
         items, top = top_k_from_scores(scores, seen[start:start + block], is_candidate, k)
         yield chunk, items, top
 
@@ -141,6 +155,7 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
         import pyarrow as pa
 
         model, candidates, names, is_new = broadcast.value
+        names = None if names is None else pa.array(names, pa.string())  # (ids are taken by index, in Arrow)
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -162,8 +177,8 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
                     reasons = model.because_block(histories[start:start + len(users)], items)[keep]  # [rows, 3]
                     listed = reasons >= 0  # reasons come first, then -1s
                     offsets = np.concatenate([[0], np.cumsum(listed.sum(axis=1))]).astype(np.int32)
-                    arrays += [pa.array(names[items[keep]], pa.string()),
-                               pa.ListArray.from_arrays(pa.array(offsets), pa.array(names[reasons[listed]], pa.string())),
+                    arrays += [names.take(pa.array(items[keep])),
+                               pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(reasons[listed]))),
                                pa.array(is_new[items[keep]])]
                 rows_of = pa.array(np.repeat(np.arange(start, start + len(users)), per_user))
                 arrays += [batch.column(column).take(rows_of) for column in carry]

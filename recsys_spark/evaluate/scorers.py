@@ -29,6 +29,12 @@ class Scorer:
         """users [B] int; histories: B arrays of item indices. Returns [B, n_items] float32."""
         raise NotImplementedError
 
+    def scores_into(self, users: np.ndarray, histories: Sequence[np.ndarray], out: np.ndarray) -> np.ndarray:
+        """:meth:`scores` written into ``out`` [B, n_items] float32, a buffer the caller reuses block after
+        block (a fresh [B, n_items] array per block costs about as much in page faults as the products)."""
+        out[...] = self.scores(users, histories)
+        return out
+
     def arrays(self) -> Dict[str, object]:
         """Arrays to persist (dense ndarray or scipy CSR)."""
         raise NotImplementedError
@@ -76,18 +82,34 @@ class DotScorer(Scorer):
         self.item_matrix = np.asarray(item_matrix, np.float32)
         self.n_items = self.item_matrix.shape[0]
 
-    def scores(self, users, histories):
+    def user_vectors(self, users, histories) -> np.ndarray:
         users = np.asarray(users, np.int64)
         known = users < self.user_matrix.shape[0]
         block = np.zeros((len(users), self.user_matrix.shape[1]), np.float32)
         block[known] = self.user_matrix[users[known]]
-        return block @ self.item_matrix.T
+        return block
+
+    def scores(self, users, histories):
+        return self.user_vectors(users, histories) @ self.item_matrix.T
+
+    def scores_into(self, users, histories, out):
+        return np.matmul(self.user_vectors(users, histories), self.item_matrix.T, out=out)
 
     def arrays(self):
         return {"user_matrix": self.user_matrix, "item_matrix": self.item_matrix}
 
     def support(self, history, items):
         return _cosine(self.item_matrix[np.asarray(items, np.int64)], self.item_matrix[np.asarray(history, np.int64)])
+
+    def unit_items(self) -> np.ndarray:
+        """The item vectors scaled to unit length (computed once per process)."""
+        if getattr(self, "_unit", None) is None:
+            norms = np.linalg.norm(self.item_matrix, axis=1, keepdims=True)
+            self._unit = self.item_matrix / np.maximum(norms, 1e-12)
+        return self._unit
+
+    def __getstate__(self):  # (the unit vectors are rebuilt where they are needed, never shipped)
+        return {key: value for key, value in self.__dict__.items() if key != "_unit"}
 
     def because_block(self, histories, items, n=3):
         """As :meth:`Scorer.because_block`, for the whole block at once (one batched product of unit vectors)."""
@@ -99,7 +121,7 @@ class DotScorer(Scorer):
         history = np.full((len(distinct), width), -1, np.int64)
         for row, ids in enumerate(distinct):
             history[row, :len(ids)] = ids
-        unit = self.item_matrix / np.maximum(np.linalg.norm(self.item_matrix, axis=1, keepdims=True), 1e-12)
+        unit = self.unit_items()
         support = np.matmul(unit[np.maximum(items, 0)], np.swapaxes(unit[np.maximum(history, 0)], 1, 2))
         support = np.where(history[:, np.newaxis, :] >= 0, support, -np.inf)
         order = np.argsort(-support, axis=2, kind="stable")[:, :, :n]  # ties: the newer history item

@@ -99,6 +99,9 @@ class SequenceScorer(Scorer):
     def scores(self, users, histories):
         return self.user_vectors(histories) @ self.item_table.T
 
+    def scores_into(self, users, histories, out):
+        return np.matmul(self.user_vectors(histories), self.item_table.T, out=out)
+
     def position_support(self, histories: Sequence[np.ndarray], items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(padded [B, L], support [B, k, L]) of each history position for each of ``items`` [B, k]."""
         padded = self.padded_histories(histories)
