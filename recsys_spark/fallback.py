@@ -29,7 +29,7 @@ def route_users(users_df: DataFrame, trained_df: DataFrame, content_items_df: Da
         content_items_df: (item_idx) of the items with content features.
     """
     with_content = (users_df.select(S.USER_IDX, F.explode(S.HISTORY).alias(S.ITEM_IDX))
-                    .join(content_items_df, S.ITEM_IDX).select(S.USER_IDX).distinct()
+                    .join(F.broadcast(content_items_df), S.ITEM_IDX).select(S.USER_IDX).distinct()
                     .withColumn("_has_content", F.lit(True)))
     trained = trained_df.select(S.USER_IDX).distinct().withColumn("_trained", F.lit(True))
     can_score = F.size(S.HISTORY) >= min_history

@@ -219,9 +219,11 @@ class Lake:
             writer = writer.option("parquet.block.size", str(row_group_bytes))
         writer.parquet(path)
 
-    def write_parquet(self, df: DataFrame, path: str) -> None:
-        """Writes ``df`` to a new folder ``path`` (a published table's version; not a partition swap)."""
-        self._write_parquet(df, path)
+    def write_parquet(self, df: DataFrame, path: str, plain_columns: List[str] = ()) -> None:
+        """Writes ``df`` to a new folder ``path`` (a published table's version; not a partition swap).
+        ``plain_columns``: column paths written without a dictionary (e.g. ``because.list.element``)."""
+        options = {f"parquet.enable.dictionary#{column}": "false" for column in plain_columns}
+        df.write.mode("overwrite").options(**options).parquet(path)
 
     # ---- pointers (publication) -------------------------------------------------------------------
     def list_names(self, path: str) -> List[str]:

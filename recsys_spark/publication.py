@@ -89,7 +89,9 @@ def clean_staging(lake, ds: str, stale_s: float = 3600.0) -> List[str]:
 
 def write_version(lake, ds: str, version: str, recs_df: DataFrame) -> str:
     path = version_path(lake, ds, version)
-    lake.write_parquet(recs_df, path)
+    # item ids without a dictionary: 20M rows write in 13 s instead of 21 s, for 1.5x the bytes;
+    # and a catalogue past the 1 MB dictionary page falls back to plain anyway
+    lake.write_parquet(recs_df, path, plain_columns=[S.ITEM_ID, f"{S.BECAUSE}.list.element"])
     return path
 
 

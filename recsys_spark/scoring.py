@@ -47,7 +47,7 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
             f"{decision['champion_version']}: it was retrained after the gate. Re-run evaluate and gate for ds={ds}.")
     excluded = excluded_interactions(interactions_df, cfg)
     users_df = histories_of(interactions_df, excluded)
-    seen_items = np.array([r[0] for r in interactions_df.select(S.ITEM_IDX).distinct().collect()], np.int64)
+    seen_items = interactions_df.select(S.ITEM_IDX).distinct().toPandas()[S.ITEM_IDX].to_numpy().astype(np.int64)
     features = read_features(lake, ds, n_items)
     unavailable = unavailable_items(lake, cfg, ds)
     candidates, new_items = candidate_items(seen_items, features, model, n_items, unavailable)
@@ -150,25 +150,26 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     features = read_features(lake, ds, n_items) if features is None else features
     content_items = [int(i) for i in np.flatnonzero(np.diff(features.indptr) > 0)]
     content_items_df = lake.spark.createDataFrame([(i,) for i in content_items], f"{S.ITEM_IDX} int")
-    trained_df = (lake.read_table(S.INTERACTIONS, model_ds, "")
-                  .filter(F.col(S.SPLIT).isin(S.SPLIT_TRAIN, S.SPLIT_VALIDATION)).select(S.USER_IDX))
+    # (user_idx, count): the users the model was trained on, and how many of their items it saw
+    trained_df = (lake.read_table(S.INTERACTIONS, model_ds, "").filter(F.col(S.SPLIT).isin(S.SPLIT_TRAIN, S.SPLIT_VALIDATION))
+                  .groupBy(S.USER_IDX).count().cache())
     routed = fallback.route_users(users_df, trained_df, content_items_df, cfg.score.min_history,
                                   scorer.needs_trained_user).cache()
     routes = {r[fallback.ROUTE]: r["count"] for r in routed.groupBy(fallback.ROUTE).count().collect()}
     if cfg.score.fold_in and routes.get(fallback.MODEL):
         # the first trained_len[u] items of u's history (time order) are what the model was trained on
-        counts = trained_df.groupBy(S.USER_IDX).count().collect()
-        trained_len = np.zeros(max((r[S.USER_IDX] for r in counts), default=-1) + 1, np.int64)
-        for row in counts:
-            trained_len[row[S.USER_IDX]] = row["count"]
+        counts = trained_df.toPandas()
+        trained_len = np.zeros(int(counts[S.USER_IDX].max()) + 1 if len(counts) else 0, np.int64)
+        trained_len[counts[S.USER_IDX].to_numpy()] = counts["count"].to_numpy()
         scorer = with_fold_in(scorer, trained_len, cfg.score.fold_in_l2)
+    trained_df.unpersist()
     scorer = padded(scorer, n_items)
     scorers = {fallback.MODEL: lambda: scorer, fallback.CONTENT_FALLBACK: lambda: ProfileScorer(features),
                fallback.POPULARITY_FALLBACK: lambda: ItemPriorScorer(fallback.recent_popularity(
                    interactions_df, n_items, cfg.score.fallback_recent_days))}
+    vocab = lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).toPandas()
     names = np.empty(n_items, dtype=object)
-    for row in lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).collect():
-        names[row[S.ITEM_IDX]] = row[S.ITEM_ID]
+    names[vocab[S.ITEM_IDX].to_numpy()] = vocab[S.ITEM_ID].to_numpy()
     # a scorer larger than score.max_broadcast_mb (an items x items matrix) is broadcast in blocks of items
     parts = [top_k_spark_in_item_blocks(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates,
                                         cfg.score.top_n, cfg.score.max_broadcast_mb * 2 ** 20,

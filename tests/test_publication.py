@@ -65,11 +65,11 @@ def test_publish_switches_the_partition_and_the_manifests(spark, lake):
 
 def test_an_invalid_table_is_not_published_and_every_problem_is_named(spark, lake):
     before = publish(spark, lake, good(spark))
-    seen_twice = [("u1", "i0", 1), ("u1", "i0", 2)]  # seen, and repeated; u2 left out; u9 is not active
+    seen_twice = [("u1", "i0", 1), ("u1", "i0", 2)]  # seen (one item), and repeated; u2 left out; u9 is not active
     with pytest.raises(DataQualityError) as refused:
         publish(spark, lake, recs(spark, seen_twice + [("u9", "i3", 1)], "v0"))
     assert str(refused.value).split("failed validation: ")[1].split(". Nothing")[0] == (
-        "2 recommended item(s) already in the user's history; model_version ['v0'] instead of the approved v1; "
+        "1 recommended item(s) already in the user's history; model_version ['v0'] instead of the approved v1; "
         "1 active user(s) without a list; 1 user(s) who are not active; 1 user(s) with a repeated item")
     with pytest.raises(DataQualityError, match=r"failed validation: 1 user\(s\) whose list is not 2 long"):
         publish(spark, lake, recs(spark, [("u1", "i1", 1), ("u2", "i3", 1)]))
@@ -152,3 +152,22 @@ def test_keep_versions_and_rollback(spark, lake):
     assert rows_at(spark, lake.partition_path(S.RECOMMENDATIONS, D1))[0] == ("u1", "i2", 1)
     missing = run_job("jobs.publish", "--ds", D2, "--lake", lake.root, "--conf", TEST_CONF, "--rollback")
     assert missing.returncode == 2 and "nothing is published for ds=2026-11-27" in missing.stderr
+
+
+def test_nulls_are_found_in_the_columns_the_files_do_not_declare_required(spark, lake, tmp_path):
+    from pyspark.sql import types as T
+
+    from recsys_spark.io.footers import required_columns
+
+    loose = T.StructType([T.StructField(f.name, f.dataType, f.name in (S.USER_ID, S.BECAUSE))
+                          for f in S.RECOMMENDATIONS_SCHEMA.fields])
+    rows = [("u1", "i1", 1, 1.0, "mf", "v1", "model", None, False), ("u1", "i3", 2, 0.5, "mf", "v1", "model", ["i0"], False),
+            ("u2", "i3", 1, 1.0, "mf", "v1", "model", None, False)]
+    path = str(tmp_path / "loose")
+    spark.createDataFrame(rows, loose).write.parquet(path)
+    assert required_columns(spark, path) == set(S.RECOMMENDATIONS_SCHEMA.fieldNames()) - {S.USER_ID, S.BECAUSE}
+    with pytest.raises(DataQualityError, match=r"failed validation: 2 row\(s\) with a null\. Nothing"):
+        publication.validate_version(spark, path, expect(spark))
+    # written with the schema's nullability, every column is REQUIRED: no null scan at all
+    written = publish(spark, lake, good(spark))["path"]
+    assert required_columns(spark, written) == set(S.RECOMMENDATIONS_SCHEMA.fieldNames())
