@@ -153,6 +153,7 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
         # Arrow in, Arrow out: the rows (and their because lists) are built from arrays and offsets, never
         # as Python objects one by one.
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         model, candidates, names, is_new = broadcast.value
         names = None if names is None else pa.array(names, pa.string())  # (ids are taken by index, in Arrow)
@@ -162,7 +163,9 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
             histories = _lists(batch.column(history_col))
             seen = histories if seen_col is None else _lists(batch.column(seen_col))
             # the items of this scorer's (block's) range, at their positions in it
-            seen = [h[(h >= item_offset) & (h < item_offset + len(candidates))] - item_offset for h in seen]
+            largest = pc.max(batch.column(seen_col or history_col).flatten()).as_py()
+            if item_offset or (largest is not None and largest >= len(candidates)):
+                seen = [h[(h >= item_offset) & (h < item_offset + len(candidates))] - item_offset for h in seen]
             all_users = batch.column(S.USER_IDX).to_numpy(zero_copy_only=False)
             for start, (users, items, scores) in zip(
                     range(0, len(histories), users_per_batch),

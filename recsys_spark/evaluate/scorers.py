@@ -114,13 +114,10 @@ class DotScorer(Scorer):
     def because_block(self, histories, items, n=3):
         """As :meth:`Scorer.because_block`, for the whole block at once (one batched product of unit vectors)."""
         items = np.asarray(items, np.int64)
-        distinct = [_newest_first_distinct(h) for h in histories]
-        width = max((len(d) for d in distinct), default=0)
+        width = max((len(h) for h in histories), default=0)
         if width == 0 or items.size * width > 16_000_000:  # (a very long history: user by user)
             return super().because_block(histories, items, n)
-        history = np.full((len(distinct), width), -1, np.int64)
-        for row, ids in enumerate(distinct):
-            history[row, :len(ids)] = ids
+        history = _newest_first_matrix(histories, width)
         unit = self.unit_items()
         support = np.matmul(unit[np.maximum(items, 0)], np.swapaxes(unit[np.maximum(history, 0)], 1, 2))
         support = np.where(history[:, np.newaxis, :] >= 0, support, -np.inf)
@@ -284,6 +281,24 @@ def because_arrays(scorer: Scorer, history: np.ndarray, items: np.ndarray, n: in
     support = scorer.support(distinct, np.asarray(items, np.int64))
     order = np.argsort(-support, axis=1, kind="stable")[:, :n]
     return distinct[order], np.take_along_axis(support, order, axis=1) > 0
+
+
+def _newest_first_matrix(histories: Sequence[np.ndarray], width: int) -> np.ndarray:
+    """[B, width]: each history newest first, an item's older repeats and the padding as -1 (the rows of
+    :func:`_newest_first_distinct`, in place, for a whole block without a loop over users)."""
+    lengths = np.array([len(h) for h in histories], np.int64)
+    out = np.full((len(histories), width), -1, np.int64)
+    if not lengths.sum():
+        return out
+    rows = np.repeat(np.arange(len(histories)), lengths)
+    position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, lengths[rows] - 1 - position] = np.concatenate([np.asarray(h, np.int64) for h in histories])
+    order = np.argsort(out, axis=1, kind="stable")  # equal items side by side, the newest first
+    ordered = np.take_along_axis(out, order, axis=1)
+    repeat = np.zeros(out.shape, bool)
+    np.put_along_axis(repeat, order[:, 1:], (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0), axis=1)
+    out[repeat] = -1
+    return out
 
 
 def _newest_first_distinct(history) -> np.ndarray:
