@@ -7,8 +7,9 @@ Layout under ``<lake>/recommendations/``::
     _LATEST                          JSON manifest of the newest day's current version (what readers follow)
     ds=<ds>                          the current version for Spark readers (a symlink on a local lake)
 
-A run writes a new version, validates it (``recsys_spark/publication_checks.py``), marks it valid, then switches ``ds=<ds>``, ``_CURRENT`` and
-``_LATEST``, each in one rename, and prunes old versions beyond ``score.keep_versions``. A crash at any step
+A run writes a new version, validates it (``recsys_spark/publication_checks.py``), marks it valid, then
+switches ``ds=<ds>``, ``_CURRENT`` and ``_LATEST``, each in one rename, and prunes old versions beyond
+``score.keep_versions``. A crash at any step
 leaves the previous version current and readable; the day's next run removes versions that never became
 valid (another day's, whose scoring may be running, are left alone).
 ``python -m jobs.publish --rollback --ds D`` makes an earlier valid version of D current.

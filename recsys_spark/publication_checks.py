@@ -79,9 +79,9 @@ def checks(recs: DataFrame, nullable, expect: Expectations, unavailable) -> Dict
     """Counts of rows and users by problem: one scan of the table into per-user lists, met with each
     active user's history."""
     is_null = F.expr(" OR ".join(f"`{c}` IS NULL" for c in nullable) or "false").cast("long")
-    per_user = recs.groupBy(S.USER_ID).agg(F.collect_list(S.ITEM_ID).alias("items"), F.first(S.REASON).alias("reason"),
-                                           F.sum(is_null).alias("nulls"),
-                                           F.collect_set(S.MODEL_VERSION).alias("versions"))
+    per_user = recs.groupBy(S.USER_ID).agg(
+        F.collect_list(S.ITEM_ID).alias("items"), F.first(S.REASON).alias("reason"), F.sum(is_null).alias("nulls"),
+        F.collect_set(S.MODEL_VERSION).alias("versions"))
     histories = expect.seen_df.groupBy(S.USER_ID).agg(F.collect_set(S.ITEM_ID).alias("seen"))
     active = histories.select(S.USER_ID) if expect.active_df is None else expect.active_df.distinct()
     joined = (active.withColumn("active", F.lit(True)).join(histories, S.USER_ID, "left")
@@ -97,8 +97,8 @@ def checks(recs: DataFrame, nullable, expect: Expectations, unavailable) -> Dict
     seen = F.coalesce(F.col("seen"), F.array().cast("array<string>"))
     unavailable_items = F.array(*[F.lit(i) for i in unavailable]).cast("array<string>")
     # how many candidates the (active) user has already seen: the list is shorter only when few are left
-    expected_n = F.when(F.col("active"), F.least(F.lit(expect.top_n),
-                                                 F.lit(expect.n_candidates) - size(F.array_except(seen, unavailable_items))))
+    left = F.lit(expect.n_candidates) - size(F.array_except(seen, unavailable_items))
+    expected_n = F.when(F.col("active"), F.least(F.lit(expect.top_n), left))
     out = joined.agg(
         users(~listed & (expected_n > 0)).alias("uncovered"),  # (0: nothing left)
         users(F.col("active").isNull()).alias("unknown"),

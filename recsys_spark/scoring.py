@@ -151,8 +151,8 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     content_items = [int(i) for i in np.flatnonzero(np.diff(features.indptr) > 0)]
     content_items_df = lake.spark.createDataFrame([(i,) for i in content_items], f"{S.ITEM_IDX} int")
     # (user_idx, count): the users the model was trained on, and how many of their items it saw
-    trained_df = (lake.read_table(S.INTERACTIONS, model_ds, "").filter(F.col(S.SPLIT).isin(S.SPLIT_TRAIN, S.SPLIT_VALIDATION))
-                  .groupBy(S.USER_IDX).count().cache())
+    trained_df = (lake.read_table(S.INTERACTIONS, model_ds, "")
+                  .filter(F.col(S.SPLIT).isin(S.SPLIT_TRAIN, S.SPLIT_VALIDATION)).groupBy(S.USER_IDX).count().cache())
     routed = fallback.route_users(users_df, trained_df, content_items_df, cfg.score.min_history,
                                   scorer.needs_trained_user).cache()
     routes = {r[fallback.ROUTE]: r["count"] for r in routed.groupBy(fallback.ROUTE).count().collect()}

@@ -161,7 +161,8 @@ def test_nulls_are_found_in_the_columns_the_files_do_not_declare_required(spark,
 
     loose = T.StructType([T.StructField(f.name, f.dataType, f.name in (S.USER_ID, S.BECAUSE))
                           for f in S.RECOMMENDATIONS_SCHEMA.fields])
-    rows = [("u1", "i1", 1, 1.0, "mf", "v1", "model", None, False), ("u1", "i3", 2, 0.5, "mf", "v1", "model", ["i0"], False),
+    rows = [("u1", "i1", 1, 1.0, "mf", "v1", "model", None, False),
+            ("u1", "i3", 2, 0.5, "mf", "v1", "model", ["i0"], False),
             ("u2", "i3", 1, 1.0, "mf", "v1", "model", None, False)]
     path = str(tmp_path / "loose")
     spark.createDataFrame(rows, loose).write.parquet(path)

@@ -46,8 +46,8 @@ def top_k_from_scores(scores: np.ndarray, seen: Sequence, is_candidate: np.ndarr
         scores[:, ~is_candidate] = -np.inf
     lengths = [0 if items is None else len(items) for items in seen]
     if sum(lengths):  # one scatter for the whole block
-        scores[np.repeat(np.arange(len(lengths)), lengths),
-               np.concatenate([np.asarray(items, np.int64) for items in seen if items is not None and len(items)])] = -np.inf
+        columns = [np.asarray(items, np.int64) for items in seen if items is not None and len(items)]
+        scores[np.repeat(np.arange(len(lengths)), lengths), np.concatenate(columns)] = -np.inf
     n_rows, n_items = scores.shape
     k = min(k, n_items)
     rows, cols = _at_or_above_kth(scores, k)  # grouped by row, ascending items within a row

@@ -17,6 +17,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from recsys_spark.evaluate.reasons import because_arrays, newest_first_matrix
+
 
 class Scorer:
     """Scores every item for a block of users. ``histories[b]`` is user ``users[b]``'s items, oldest first."""
@@ -117,7 +119,7 @@ class DotScorer(Scorer):
         width = max((len(h) for h in histories), default=0)
         if width == 0 or items.size * width > 16_000_000:  # (a very long history: user by user)
             return super().because_block(histories, items, n)
-        history = _newest_first_matrix(histories, width)
+        history = newest_first_matrix(histories, width)
         unit = self.unit_items()
         support = np.matmul(unit[np.maximum(items, 0)], np.swapaxes(unit[np.maximum(history, 0)], 1, 2))
         support = np.where(history[:, np.newaxis, :] >= 0, support, -np.inf)
@@ -263,50 +265,6 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return (a @ b.T).astype(np.float32)
-
-
-def because(scorer: Scorer, history: np.ndarray, items: np.ndarray, n: int = 3):
-    """For each of ``items``, up to ``n`` distinct history items that support it most (support > 0), most
-    supportive first; equal support goes to the more recent history item."""
-    ids, keep = because_arrays(scorer, history, items, n)
-    return [row[ok] for row, ok in zip(ids, keep)]
-
-
-def because_arrays(scorer: Scorer, history: np.ndarray, items: np.ndarray, n: int = 3):
-    """:func:`because` as arrays: (history item ids [len(items), n'], which of them count [len(items), n'])."""
-    history = np.asarray(history, np.int64)
-    if len(history) == 0 or len(items) == 0:
-        return np.zeros((len(items), 0), np.int64), np.zeros((len(items), 0), bool)
-    distinct = _newest_first_distinct(history)
-    support = scorer.support(distinct, np.asarray(items, np.int64))
-    order = np.argsort(-support, axis=1, kind="stable")[:, :n]
-    return distinct[order], np.take_along_axis(support, order, axis=1) > 0
-
-
-def _newest_first_matrix(histories: Sequence[np.ndarray], width: int) -> np.ndarray:
-    """[B, width]: each history newest first, an item's older repeats and the padding as -1 (the rows of
-    :func:`_newest_first_distinct`, in place, for a whole block without a loop over users)."""
-    lengths = np.array([len(h) for h in histories], np.int64)
-    out = np.full((len(histories), width), -1, np.int64)
-    if not lengths.sum():
-        return out
-    rows = np.repeat(np.arange(len(histories)), lengths)
-    position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out[rows, lengths[rows] - 1 - position] = np.concatenate([np.asarray(h, np.int64) for h in histories])
-    order = np.argsort(out, axis=1, kind="stable")  # equal items side by side, the newest first
-    ordered = np.take_along_axis(out, order, axis=1)
-    repeat = np.zeros(out.shape, bool)
-    np.put_along_axis(repeat, order[:, 1:], (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0), axis=1)
-    out[repeat] = -1
-    return out
-
-
-def _newest_first_distinct(history) -> np.ndarray:
-    """Each history item once, at its most recent position, newest first (a stable sort of support then
-    gives ties to the newer item)."""
-    history = np.asarray(history, np.int64)
-    _, last = np.unique(history[::-1], return_index=True)
-    return history[::-1][np.sort(last)]
 
 
 KINDS = {cls.kind: cls for cls in (DotScorer, ItemPriorScorer, ProfileScorer, ItemItemScorer)}

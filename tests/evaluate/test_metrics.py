@@ -100,7 +100,8 @@ def test_spark_top_k_scores_in_executors_and_excludes_history(spark):
 def test_because_names_the_history_items_that_support_a_recommendation_most(spark):
     from scipy import sparse
 
-    from recsys_spark.evaluate.scorers import ItemItemScorer, ProfileScorer, because
+    from recsys_spark.evaluate.reasons import because
+    from recsys_spark.evaluate.scorers import ItemItemScorer, ProfileScorer
 
     # Item-item: support of item 4 from history items 0..3 is 0.2, 0.9, 0.0, 0.5; of item 5: only item 2.
     matrix = np.zeros((6, 6), np.float32)
