@@ -116,14 +116,24 @@ def test_user_cutoffs_take_the_two_latest_items_and_break_ties_by_the_hash(spark
     assert got == [(0, 3, 9, t(22, 1)), (1, 3, 2, t(20, 2))]
 
 
-def test_duplicate_event_ids_across_days_are_kept_once(spark):
+def test_duplicate_event_ids_across_days_are_kept_once_and_counted_by_reason(spark):
+    from recsys_spark.etl import deliveries
+
     events_df = events(spark, [
         ("e1", "u1", "i1", "view", None, t(26, 9), None, D1),
-        ("e1", "u1", "i1", "view", None, t(26, 9), None, D2),
+        ("e1", "u1", "i1", "view", None, t(26, 9), None, D2),  # the same event re-sent
         ("e2", "u1", "i2", "view", None, t(27, 9), None, D2),
+        ("e3", "u2", "i1", "view", None, t(26, 8), None, D1),
+        ("e3", "u2", "i1", "purchase", None, t(27, 8), None, D2),  # another event under e3
+        ("e3", "u2", "i1", "view", 4.0, t(26, 8), None, D2),  # e3 again, now with a rating
     ])
-    got = sorted((r[S.EVENT_ID], r[S.DS]) for r in B.filter_first_delivery(events_df).collect())
-    assert got == [("e1", D1), ("e2", D2)]
+    flagged = deliveries.flag_later_deliveries(events_df)
+    got = sorted((r[S.EVENT_ID], r[S.DS]) for r in deliveries.kept(flagged).collect())
+    assert got == [("e1", D1), ("e2", D2), ("e3", D1)]
+    assert sorted((r[S.EVENT_ID], r[S.EVENT_TYPE], r[deliveries.DROP_REASON]) for r in flagged.collect()
+                  if r[deliveries.DROP_REASON]) == [("e1", "view", "redelivered"), ("e3", "purchase", "reused_event_id"),
+                                                    ("e3", "view", "reused_event_id")]
+    assert deliveries.dropped_by_reason(flagged) == {"redelivered": 1, "reused_event_id": 2}
 
 
 def test_run_build_tables_uses_the_lookback_window_and_keeps_ids(spark, lake):
@@ -137,9 +147,14 @@ def test_run_build_tables_uses_the_lookback_window_and_keeps_ids(spark, lake):
     report1 = B.run_build_tables(spark, lake, BuildConfig(lookback_days=3), TrainConfig(num_proc=2), D1)
     assert report1["window"] == ["2026-11-24", D1] and report1["n_users"] == 1
     day(D2, [("e4", "u2", "i2", "view", None, t(27, 1), None),
-             ("e5", "u2", "i4", "view", None, t(27, 2), None)])
+             ("e5", "u2", "i4", "view", None, t(27, 2), None),
+             ("e3", "u2", "i9", "view", None, t(27, 3), None)])
     report2 = B.run_build_tables(spark, lake, BuildConfig(lookback_days=3), TrainConfig(num_proc=2), D2)
     assert report2["pairs_by_split"] == {"train": 3, "validation": 1, "test": 1}
+    # e3 re-used on D2 for another event: left out, and counted (the window's rows add up)
+    assert (report2["events_in_window"], report2["events_used"], report2["events_dropped_by_reason"]) == (
+        6, 5, {"redelivered": 0, "reused_event_id": 1})
+    assert (report1["events_in_window"], report1["events_used"]) == (3, 3)
     items = {r[S.ITEM_ID]: r[S.ITEM_IDX] for r in lake.read_table(S.ITEM_VOCAB, D2, "").collect()}
     assert items == {"i1": 0, "i2": 1, "i3": 2, "i4": 3}  # i_old is outside both windows
     # Train files: num_proc x train_files_per_rank, so each rank gets the same number of files.
