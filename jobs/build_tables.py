@@ -8,7 +8,7 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.etl.build import run_build_tables
 
     report = run_build_tables(ctx.spark, ctx.lake, ctx.cfg.build, ctx.cfg.train, ctx.ds)
-    print(f"[build_tables] window {report['window'][0]}..{report['window'][1]}: {report['n_users']} users, "
+    ctx.log.info(f"window {report['window'][0]}..{report['window'][1]}: {report['n_users']} users, "
           f"{report['n_items']} items, pairs by split {report['pairs_by_split']}")
 
 

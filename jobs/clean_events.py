@@ -15,11 +15,11 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.etl.clean import run_clean_events
 
     report = run_clean_events(ctx.spark, ctx.lake, ctx.cfg.clean, ctx.ds, ctx.args.input)
-    print(f"[clean_events] input {report['input_rows']} rows -> clean {report['clean']}, "
+    ctx.log.info(f"input {report['input_rows']} rows -> clean {report['clean']}, "
           f"quarantined {report['quarantined']}, duplicates {report['duplicates']}")
     reasons = {k: v for k, v in report["quarantined_by_reason"].items() if v}
     if reasons:
-        print(f"[clean_events] quarantine reasons: {json.dumps(reasons, sort_keys=True)}")
+        ctx.log.info(f"quarantine reasons: {json.dumps(reasons, sort_keys=True)}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.report import metrics_table
 
     rows = run_evaluate(ctx.spark, ctx.lake, ctx.cfg, ctx.ds)
-    print(metrics_table(rows, ctx.cfg.evaluate.k))
+    ctx.log.info("metrics (validation and test):\n%s", metrics_table(rows, ctx.cfg.evaluate.k))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.report import decision_lines
 
     decision = run_gate(ctx.spark, ctx.lake, ctx.cfg, ctx.ds)
-    print("\n".join(["[gate] " + line for line in decision_lines(decision)]), flush=True)
+    for line in decision_lines(decision):
+        ctx.log.info(line)
 
 
 if __name__ == "__main__":

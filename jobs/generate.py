@@ -20,7 +20,7 @@ def run(ctx: JobContext) -> None:
         overrides = ctx.args.overrides + [f"generate.corrupt_rate={ctx.args.corrupt_rate}"]
         cfg = load_config(ctx.args.conf, overrides).generate
     counts = write_raw(cfg, ctx.lake_root, ctx.ds)
-    print(f"[generate] wrote {counts['lines']} raw lines ({counts['events']} events) and {counts['items']} "
+    ctx.log.info(f"wrote {counts['lines']} raw lines ({counts['events']} events) and {counts['items']} "
           f"catalog items for ds={ctx.ds}; expected cleaning outcomes: {json.dumps(counts['expected'], sort_keys=True)}")
 
 

@@ -19,7 +19,7 @@ def run(ctx: JobContext) -> None:
 
     a = ctx.args
     counts = write_dataset(a.format, a.path, ctx.lake_root, ctx.ds, a.attributes, a.validation_fraction)
-    print(f"[load_dataset] {a.format} from {a.path}: {counts['events']} events, {counts['items']} catalog items, "
+    ctx.log.info(f"{a.format} from {a.path}: {counts['events']} events, {counts['items']} catalog items, "
           f"{counts['users']} users written for ds={ctx.ds}")
 
 

@@ -13,7 +13,7 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.nightly import run_nightly, summary
 
     result = run_nightly(ctx.spark, ctx.lake, ctx.cfg, ctx.ds, ctx.args.input, ctx.args.conf, ctx.args.overrides)
-    print(summary(result, ctx.ds), flush=True)
+    ctx.log.info("%s", summary(result, ctx.ds))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,15 @@ def run(ctx: JobContext) -> None:
         raise ConfigError("--version only goes with --rollback")
     if ctx.args.rollback:
         manifest = publication.rollback(ctx.lake, ctx.ds, ctx.args.version, ctx.cfg.score.keep_versions)
-        print(f"[publish] ds={ctx.ds}: version {manifest['version']} ({manifest['model']} "
+        ctx.log.info(f"ds={ctx.ds}: version {manifest['version']} ({manifest['model']} "
               f"{manifest['model_version']}) is current again, instead of {manifest['rolled_back_from']}")
     now = publication.current(ctx.lake, ctx.ds)
     for version in publication.valid_versions(ctx.lake, ctx.ds):
         mark = "*" if now and version == now["version"] else " "
-        print(f"[publish] {mark} {version}")
+        ctx.log.info(f"{mark} {version}")
     latest = publication.latest(ctx.lake)
     if latest:
-        print(f"[publish] _LATEST: ds={latest['ds']} version {latest['version']} at {latest['path']}")
+        ctx.log.info(f"_LATEST: ds={latest['ds']} version {latest['version']} at {latest['path']}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.report import run_report
 
     out = run_report(ctx.lake, ctx.cfg, ctx.ds)
-    print(f"[report] {out['html']}\n[report] {out['md']}")
+    ctx.log.info(f"{out['html']}")
+    ctx.log.info(f"{out['md']}")
 
 
 if __name__ == "__main__":

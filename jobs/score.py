@@ -8,7 +8,7 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.scoring import run_score
 
     out = run_score(ctx.spark, ctx.lake, ctx.cfg, ctx.ds)
-    print(f"[score] {out['rows']} recommendations for {out['users']} users (top {out['top_n']}, "
+    ctx.log.info(f"{out['rows']} recommendations for {out['users']} users (top {out['top_n']}, "
           f"{out['model']} {out['model_version']}) at {out['path']}")
 
 

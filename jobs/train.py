@@ -27,10 +27,10 @@ def run(ctx: JobContext) -> None:
     for model in [ctx.args.model] if ctx.args.model else ctx.cfg.train.models:
         cfg = load_model_config(ctx.args.conf, ctx.args.overrides, model)
         meta = train_model(ctx.spark, ctx.lake, cfg, ctx.ds, resume=ctx.args.resume)
-        print(f"[train] {meta['model']} {meta['model_version']}: {meta['num_proc']} process(es), {meta['train_rows']} "
+        ctx.log.info(f"{meta['model']} {meta['model_version']}: {meta['num_proc']} process(es), {meta['train_rows']} "
               f"rows, {meta['epochs_run']} epoch(s) in {meta['train_time_s']} s; best validation NDCG@{cfg.evaluate.k} "
               f"{meta['validation_ndcg'] or 0:.4f}{' (stopped early)' if meta['stopped_early'] else ''}; "
-              f"exported to {meta['path']}", flush=True)
+              f"exported to {meta['path']}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Callable, List, Optional
 from recsys_spark.config import PipelineConfig, load_config
 from recsys_spark.errors import UserError
 from recsys_spark.lake import parse_ds
+from recsys_spark.logs import LEVELS, configure
 
 DEFAULT_CONF = "conf/nightly.yaml"
 
@@ -24,6 +26,7 @@ class JobContext:
     ds: str
     lake_root: str
     args: argparse.Namespace
+    log: logging.Logger = logging.getLogger("recsys_spark")
 
     @property
     def lake(self):
@@ -41,6 +44,8 @@ def base_parser(job: str, description: str) -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override one config value, e.g. --set train.epochs=3 (repeatable)",
     )
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS,
+                        help="log records at this level and above (default INFO); below WARNING on stdout")
     return parser
 
 
@@ -49,12 +54,14 @@ def run_job(job: str, description: str, run: Callable[[JobContext], object],
             argv: Optional[List[str]] = None, needs_spark: bool = True) -> int:
     """Parses arguments, loads config, builds the session and calls ``run``.
 
-    Returns the process exit status: 0 on success, 2 on a user error (message printed, no traceback).
+    Returns the process exit status: 0 on success, 2 on a user error (one ERROR record, no traceback).
     """
     parser = base_parser(job, description)
     if add_args:
         add_args(parser)
     args = parser.parse_args(argv)
+    configure(args.log_level)
+    log = logging.getLogger(job)
     started = time.time()
     try:
         parse_ds(args.ds)
@@ -64,11 +71,11 @@ def run_job(job: str, description: str, run: Callable[[JobContext], object],
             from recsys_spark.session import build_session
 
             spark = build_session(cfg.spark, app_suffix=job)
-        run(JobContext(spark=spark, cfg=cfg, ds=args.ds, lake_root=args.lake, args=args))
+        run(JobContext(spark=spark, cfg=cfg, ds=args.ds, lake_root=args.lake, args=args, log=log))
     except UserError as exc:
-        print(f"\n[{job}] ERROR: {exc}", file=sys.stderr, flush=True)
+        log.error("%s", exc)
         return 2
-    print(f"[{job}] ds={args.ds} done in {time.time() - started:.1f} s", flush=True)
+    log.info("ds=%s done in %.1f s", args.ds, time.time() - started)
     return 0
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Dict, List, Optional
 
@@ -15,23 +16,24 @@ from recsys_spark.report import format_table, metrics_table, run_report
 from recsys_spark.scoring import run_score
 from recsys_spark.training import train_model
 
+log = logging.getLogger(__name__)
 STAGES = ("clean_events", "build_tables", "train", "evaluate", "gate", "report", "score")
 
 
-def train_all(spark, lake, cfg: PipelineConfig, ds: str, conf_path: Optional[str], overrides: List[str],
-              log=print) -> Dict[str, Dict]:
+def train_all(spark, lake, cfg: PipelineConfig, ds: str, conf_path: Optional[str], overrides: List[str]
+              ) -> Dict[str, Dict]:
     """Trains each model of ``train.models`` with its own settings (``conf/models/<model>.yaml``)."""
     out = {}
-    for model in cfg.train.models:
+    for position, model in enumerate(cfg.train.models):
         started = time.time()
         out[model] = train_model(spark, lake, load_model_config(conf_path, overrides, model), ds)
-        log(f"[nightly] train {model}: validation NDCG@{cfg.evaluate.k} "
-            f"{out[model]['validation_ndcg'] or 0:.4f} in {time.time() - started:.1f} s")
+        log.info("train %s (%d/%d): validation NDCG@%d %.4f in %.1f s", model, position + 1, len(cfg.train.models),
+                 cfg.evaluate.k, out[model]["validation_ndcg"] or 0, time.time() - started)
     return out
 
 
 def run_nightly(spark, lake, cfg: PipelineConfig, ds: str, input_path: Optional[str] = None,
-                conf_path: Optional[str] = None, overrides: Optional[List[str]] = None, log=print) -> Dict:
+                conf_path: Optional[str] = None, overrides: Optional[List[str]] = None) -> Dict:
     """Runs every stage in order; stops at the first failure (later stages keep yesterday's outputs).
 
     A gate that refuses publication skips ``score`` (yesterday's recommendations stay current) and the
@@ -42,22 +44,22 @@ def run_nightly(spark, lake, cfg: PipelineConfig, ds: str, input_path: Optional[
 
     def stage(name, fn):
         started = time.time()
-        log(f"[nightly] {name} ...")
+        log.info("%s (%d/%d) ...", name, STAGES.index(name) + 1, len(STAGES))
         out[name] = fn()
         timings[name] = time.time() - started
-        log(f"[nightly] {name} done in {timings[name]:.1f} s")
+        log.info("%s done in %.1f s", name, timings[name])
 
     stage("clean_events", lambda: run_clean_events(spark, lake, cfg.clean, ds, input_path))
     stage("build_tables", lambda: run_build_tables(spark, lake, cfg.build, cfg.train, ds))
-    stage("train", lambda: train_all(spark, lake, cfg, ds, conf_path, list(overrides or []), log))
+    stage("train", lambda: train_all(spark, lake, cfg, ds, conf_path, list(overrides or [])))
     stage("evaluate", lambda: run_evaluate(spark, lake, cfg, ds))
     stage("gate", lambda: run_gate(spark, lake, cfg, ds))
     stage("report", lambda: run_report(lake, cfg, ds))
     if out["gate"]["passed"]:
         stage("score", lambda: run_score(spark, lake, cfg, ds))
     else:
-        log(f"[nightly] gate refused publication: {'; '.join(out['gate']['reasons'])}; score skipped, "
-            f"yesterday's recommendations stay current")
+        log.warning("gate refused publication: %s; score skipped, yesterday's recommendations stay current",
+                    "; ".join(out["gate"]["reasons"]))
         out["score"] = None
     out["timings_s"] = timings
     return out

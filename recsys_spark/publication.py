@@ -18,6 +18,7 @@ valid (another day's, whose scoring may be running, are left alone).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from typing import Dict, List, Optional
@@ -28,6 +29,7 @@ from recsys_spark import schemas as S
 from recsys_spark.errors import MissingInputError
 from recsys_spark.publication_checks import Expectations, validate_version  # noqa: F401 (the API)
 
+log = logging.getLogger(__name__)
 VERSIONS = "_versions"
 CURRENT = "_CURRENT"
 LATEST = "_LATEST"
@@ -140,10 +142,17 @@ def make_current(lake, ds: str, manifest: Dict, keep: int) -> Dict:
 
 def publish(spark, lake, ds: str, recs_df: DataFrame, expect: Expectations, details: Dict, keep: int) -> Dict:
     """Writes, validates and publishes one scoring run's table; returns its manifest."""
-    clean_staging(lake, ds)
+    removed = clean_staging(lake, ds)
+    if removed:
+        log.info("removed what earlier runs left: %s", ", ".join(removed))
     version = new_version()
+    started = time.time()
     path = write_version(lake, ds, version, recs_df)
+    log.info("version %s of ds=%s written in %.1f s; validating", version, ds, time.time() - started)
+    started = time.time()
     summary = validate_version(spark, path, expect)
+    log.info("version %s valid (%d users, %d rows) in %.1f s", version, summary["users"], summary["rows"],
+             time.time() - started)
     manifest = dict(details, ds=ds, version=version, path=path, published_at_utc=time.strftime(
         "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), previous_version=(current(lake, ds) or {}).get("version"), **summary)
     mark_valid(lake, path, manifest)

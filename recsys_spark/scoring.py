@@ -4,6 +4,7 @@ new validated version of ``recommendations`` for the day (``recsys_spark/publica
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Dict, Optional
 
 import numpy as np
@@ -18,6 +19,8 @@ from recsys_spark.evaluate.gate import read_decision
 from recsys_spark.evaluate.ranking import candidates_of, top_k_spark_in_item_blocks
 from recsys_spark.evaluate.scorer_views import padded
 from recsys_spark.model_store import load_model
+
+log = logging.getLogger(__name__)
 
 
 def approved_model(lake, ds: str) -> Dict:
@@ -156,6 +159,7 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     routed = fallback.route_users(users_df, trained_df, content_items_df, cfg.score.min_history,
                                   scorer.needs_trained_user).cache()
     routes = {r[fallback.ROUTE]: r["count"] for r in routed.groupBy(fallback.ROUTE).count().collect()}
+    log.info("users by route for ds=%s: %s", ds, ", ".join(f"{k} {v}" for k, v in sorted(routes.items())))
     if cfg.score.fold_in and routes.get(fallback.MODEL):
         # the first trained_len[u] items of u's history (time order) are what the model was trained on
         counts = trained_df.toPandas()

@@ -71,6 +71,8 @@ def build_session(cfg: SparkConfig, app_suffix: str = ""):
         "spark.ui.showConsoleProgress": "true",
         "spark.ui.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
+        # the job's --log-level reaches the Python workers (Horovod ranks) of every executor
+        "spark.executorEnv.RECSYS_LOG_LEVEL": os.environ.get("RECSYS_LOG_LEVEL", "INFO"),
     }
     settings.update(cfg.extra_conf)
     for key, value in settings.items():

@@ -1,5 +1,7 @@
 """Real Horovod over Gloo: two ranks launched on the shared local[2] Spark session with horovod.spark.run."""
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,7 +79,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(spark, tmp_pa
     assert full.validation[-1]["n_users"] == 40
 
 
-def test_early_stopping_keeps_the_best_epoch(spark, tmp_path):
+def test_early_stopping_keeps_the_best_epoch(spark, tmp_path, capfd):
     write_uneven_train_table(tmp_path / "train")
     _validation_table(tmp_path / "validation")
     # A vanishing learning rate cannot improve on epoch 1, so patience 1 stops after epoch 2, and the
@@ -87,3 +89,7 @@ def test_early_stopping_keeps_the_best_epoch(spark, tmp_path):
     assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
     assert len(result.validation) == 2 and result.digests[0] == result.digests[1]
     assert result.final_learning_rates == pytest.approx([1e-9 * 2 * 0.5] * 2, rel=1e-5)
+    # progress: rank 0 logs one line per epoch, with the validation metric and the time left
+    epochs = re.findall(r"INFO \[recsys_spark\.training\.worker\] mf epoch (\d)/6: loss [\d.]+, validation NDCG@5 "
+                        r"([\d.]+) \(best ([\d.]+) at epoch 1\), [\d.]+ s; ETA \d+", capfd.readouterr().out)
+    assert [e[0] for e in epochs] == ["1", "2"] and epochs[0][1] == epochs[0][2] == f"{result.validation[0]['ndcg']:.4f}"

@@ -1,6 +1,7 @@
 """The nightly pipeline end to end on a tiny generated dataset, with the real stack."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -25,8 +26,7 @@ def nightly(spark, tiny_cfg, tmp_path_factory):
     generated = write_raw(tiny_cfg.generate, root, DS)
     lake = Lake(spark, root)
     return lake, generated, run_nightly(spark, lake, tiny_cfg, DS, conf_path=TEST_CONF,
-                                                overrides=["train.epochs=10", "train.embedding_dim=16"],
-                                                log=lambda *_: None)
+                                                overrides=["train.epochs=10", "train.embedding_dim=16"])
 
 
 def test_every_raw_row_is_accounted_for(nightly):
@@ -145,7 +145,11 @@ def test_score_runs_under_spark_submit(nightly):
         cwd=REPO, env=jobs_env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "[score] 1500 recommendations for 300 users" in proc.stdout
+    assert "INFO [score] 1500 recommendations for 300 users" in proc.stdout
+    assert re.search(r"INFO \[recsys_spark\.publication\] version \S+ valid \(300 users, 1500 rows\)", proc.stdout)
+    assert re.search(rf"INFO \[score\] ds={DS} done in [\d.]+ s\n", proc.stdout)
+    quiet = run_job("jobs.score", "--ds", DS, "--lake", lake.root, "--conf", TEST_CONF, "--log-level", "warning")
+    assert quiet.returncode == 0 and " INFO " not in quiet.stdout
     after = os.listdir(lake.partition_path(S.RECOMMENDATIONS, DS))
     assert sorted(before) != sorted(after)  # a new set of part files replaced the old one
 
@@ -342,7 +346,7 @@ def test_a_scorer_split_in_blocks_of_items_gives_the_same_lists(nightly, spark, 
 def test_jobs_fail_with_one_clear_message(tmp_path):
     proc = run_job("jobs.build_tables", "--ds", "2026-01-01", "--lake", str(tmp_path), "--conf", TEST_CONF)
     assert proc.returncode == 2
-    assert "[build_tables] ERROR: no events_clean partition for ds=2026-01-01" in proc.stderr
+    assert "ERROR [build_tables] no events_clean partition for ds=2026-01-01" in proc.stderr
     assert "run `python -m jobs.clean_events --ds 2026-01-01" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_job("jobs.train", "--ds", "2026-01-01", "--lake", str(tmp_path), "--set", "train.epoch=3")
     assert proc.returncode == 2 and "unknown config key(s) ['train.epoch']" in proc.stderr

@@ -8,6 +8,7 @@ from train alone, so nothing from validation or test reaches what a model learns
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from typing import Dict, Optional
 
@@ -19,6 +20,7 @@ from recsys_spark.config_sections import BuildConfig, TrainConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.etl import deliveries
 
+log = logging.getLogger(__name__)
 CUTOFF = "_cutoff_ts"  # last instant whose events may feed train, per user; NULL = no held-out items
 
 
@@ -220,6 +222,7 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         started = time.time()
         out = fn()
         timings[name] = round(time.time() - started, 2)
+        log.info("%s for ds=%s written in %.1f s", name, ds, timings[name])
         return out
 
     events_df = lake.read_window(S.EVENTS_CLEAN, first_ds, ds)

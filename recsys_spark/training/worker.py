@@ -3,14 +3,18 @@ gradients, rank 0's validation, early stopping and checkpoints) and the export o
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Dict, List
 
 import numpy as np
 
+from recsys_spark import logs
 from recsys_spark import schemas as S
 from recsys_spark.training.checkpoints import load_best, save_best
 from recsys_spark.training.spec import TrainSpec, steps_per_epoch
+
+log = logging.getLogger(__name__)
 
 
 def build_model(spec: TrainSpec, item_log_q=None):
@@ -85,6 +89,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
 
     cpu_started = time.process_time()
     quiet_known_noise()
+    logs.configure()  # (a Horovod rank is a new process: the job's level comes in RECSYS_LOG_LEVEL)
     import tensorflow as tf
 
     from recsys_spark import distributed, feed
@@ -177,6 +182,12 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
         if rank == 0 and manager is not None:
             manager.save(checkpoint_number=epoch + 1)
             save_best(spec.checkpoint_dir, best_weights, history)
+        if rank == 0:  # progress: one line per epoch
+            done = epoch + 1 - resumed_from
+            quality = (f"validation NDCG@{spec.validation_k} {history[-1]['ndcg']:.4f} (best {float(state['best_ndcg'].numpy()):.4f} "
+                       f"at epoch {int(state['best_epoch'].numpy())}), " if validator is not None else "")
+            log.info("%s epoch %d/%d: loss %.4f, %s%.1f s; %s", spec.model, epoch + 1, spec.epochs, losses[-1], quality,
+                     train_seconds[-1], logs.eta(done, spec.epochs - resumed_from, sum(train_seconds)))
         if distributed.value_from_rank0(stop) > 0:
             stopped_early = True
             break
