@@ -8,6 +8,7 @@ from recsys_spark import schemas as S
 from recsys_spark.config_sections import BuildConfig, TrainConfig
 from recsys_spark.errors import MissingInputError
 from recsys_spark.etl import build as B
+from recsys_spark.etl import splits
 from recsys_spark.etl import features as F_
 
 D1, D2 = "2026-11-26", "2026-11-27"
@@ -76,7 +77,7 @@ def test_interactions_split_and_graph(spark):
     users = spark.createDataFrame([("u1", 0, D2), ("u2", 1, D2)], S.VOCAB_SCHEMAS[S.USER_VOCAB])
     items = spark.createDataFrame([("i1", 0, D2), ("i2", 1, D2), ("i3", 2, D2)], S.VOCAB_SCHEMAS[S.ITEM_VOCAB])
     indexed = B.with_indices(events_df, users, items, BuildConfig().event_weights)
-    interactions = B.leave_last_out_interactions(indexed, 3)
+    interactions = splits.leave_last_out_interactions(indexed, 3)
     expected = spark.createDataFrame(
         [
             (0, 0, 6.0, 2, None, t(20, 1), t(21, 1), 0, "train", ["purchase", "view"]),   # view 1 + purchase 5; the day-24 click is cut (not in event_types either)
@@ -112,7 +113,7 @@ def test_user_cutoffs_take_the_two_latest_items_and_break_ties_by_the_hash(spark
         (1, 1, t(20, 1), 1), (1, 2, t(20, 2), 1), (1, 3, t(20, 3), 1),   # exactly 3 items: split
         (2, 1, t(20, 1), 1), (2, 2, t(20, 2), 1),   # 2 items: all train, absent
     ], "user_idx int, item_idx int, event_ts timestamp, tie_break long")
-    got = sorted(tuple(r) for r in B.user_cutoffs(indexed, 3).collect())
+    got = sorted(tuple(r) for r in splits.user_cutoffs(indexed, 3).collect())
     assert got == [(0, 3, 9, t(22, 1)), (1, 3, 2, t(20, 2))]
 
 

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 from recsys_spark import schemas as S
 from recsys_spark.config_sections import BuildConfig
 from recsys_spark.etl import build as B
+from recsys_spark.etl import splits
 
 DS = "2026-11-27"
 N_USERS, N_ITEMS, PER_USER = 400, 60, 8
@@ -57,7 +58,7 @@ def test_same_second_ties_carry_no_index_order(spark):
     indexed = B.with_indices(events_df, users, items, BuildConfig().event_weights, tie_seed=0)
 
     def split_rows(indexed_df):
-        return [tuple(r) for r in B.leave_last_out_interactions(indexed_df, 3)
+        return [tuple(r) for r in splits.leave_last_out_interactions(indexed_df, 3)
                 .select(S.USER_IDX, S.ITEM_IDX, S.SPLIT).collect()]
 
     share_above, rule, popularity = rule_against_popularity(split_rows(indexed))

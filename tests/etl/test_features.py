@@ -8,6 +8,7 @@ from chispa import assert_df_equality
 
 from recsys_spark import schemas as S
 from recsys_spark.etl import build as B
+from recsys_spark.etl import splits
 from recsys_spark.etl import features as FT
 
 DS = "2026-11-27"
@@ -83,9 +84,9 @@ def test_time_cut_split(spark):
          (1, 0, 3.0, None, t(27), 3, "add_to_cart")],
         "user_idx int, item_idx int, weight double, rating double, event_ts timestamp, tie_break long, "
         "event_type string")
-    v_start, t_start = B.time_cut_bounds(DS, test_days=1, validation_days=1)
+    v_start, t_start = splits.time_cut_bounds(DS, test_days=1, validation_days=1)
     assert (v_start, t_start) == (t(26), t(27))
-    got = sorted(tuple(r) for r in B.time_cut_interactions(events, v_start, t_start).collect())
+    got = sorted(tuple(r) for r in splits.time_cut_interactions(events, v_start, t_start).collect())
     assert got == [
         (0, 0, 1.0, 1, None, t(20), t(20), 7, "train", ["view"]),  # the click after the cut is not train's
         (0, 1, 1.0, 1, None, t(26, 5), t(26, 5), 8, "validation", ["view"]),
