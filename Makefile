@@ -11,12 +11,13 @@ DS ?= $(shell date -u +%F)
 CONF ?= conf/nightly.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow nightly bench-etl benchmark-quality clean-lake check-java help
+.PHONY: setup package demo test test-fast test-slow nightly bench-etl benchmark-quality clean-lake check-java help
 
 help:
 	@echo "make demo   - set up if needed, generate synthetic data and run the nightly pipeline (LAKE=$(LAKE))"
 	@echo "make test   - set up if needed, run the test suite"
 	@echo "make setup  - create $(VENV) (jobs) and $(AIRFLOW_VENV) (Airflow) from the pinned stack"
+	@echo "make package - build dist/recsys_spark.zip, the package the DAG ships to Spark executors"
 
 setup: check-java $(VENV)/.ready $(AIRFLOW_VENV)/.ready
 
@@ -50,6 +51,16 @@ $(AIRFLOW_VENV)/.ready: requirements/airflow.txt
 	$(AIRFLOW_VENV)/bin/python -m pip install -q -r requirements/airflow.txt
 	touch $@
 
+# The package the DAG ships to executors (spark-submit --py-files): rebuilt when a module changes.
+PACKAGE_ZIP := dist/recsys_spark.zip
+$(PACKAGE_ZIP): $(shell find recsys_spark -name '*.py' -not -path '*/__pycache__/*')
+	mkdir -p dist
+	$(PYTHON) -c "import pathlib, zipfile; z = zipfile.ZipFile('$@.tmp', 'w', zipfile.ZIP_DEFLATED); \
+	[z.write(p) for p in sorted(pathlib.Path('recsys_spark').rglob('*.py')) if '__pycache__' not in p.parts]; z.close()"
+	mv $@.tmp $@
+
+package: $(PACKAGE_ZIP)
+
 demo: setup
 	@echo "== recsys_spark demo: synthetic data for ds=$(DS), lake at $(LAKE) =="
 	$(PY) -m jobs.generate --ds $(DS) --lake $(LAKE) --conf $(CONF)
@@ -58,10 +69,10 @@ demo: setup
 nightly: setup
 	$(PY) -m jobs.nightly --ds $(DS) --lake $(LAKE) --conf $(CONF)
 
-test: setup
+test: setup package
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup package
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 bench-etl: setup

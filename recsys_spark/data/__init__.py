@@ -1,0 +1,1 @@
+"""Datasets: the synthetic generator and loaders of public benchmark datasets."""
