@@ -50,7 +50,7 @@ def main() -> None:
     try:
         from recsys_spark.data.synthetic import write_raw
         from recsys_spark.etl.build import run_build_tables
-        from recsys_spark.etl.clean import run_clean_events
+        from recsys_spark.etl.clean_events import run_clean_events
         from recsys_spark.lake import Lake
         from recsys_spark.session import build_session
 

@@ -57,7 +57,7 @@ def run_dataset(dataset: str, models, seeds_arg, lake_root: str, overrides) -> s
     from recsys_spark.config import load_config, load_model_config
     from recsys_spark.data.loaders import write_dataset
     from recsys_spark.etl.build import run_build_tables
-    from recsys_spark.etl.clean import run_clean_events
+    from recsys_spark.etl.clean_events import run_clean_events
     from recsys_spark.evaluate.offline import run_evaluate
     from recsys_spark.lake import Lake
     from recsys_spark.models import DEEP_MODEL_NAMES

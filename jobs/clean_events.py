@@ -12,9 +12,9 @@ def add_args(parser) -> None:
 
 
 def run(ctx: JobContext) -> None:
-    from recsys_spark.etl.clean import run_clean_events
+    from recsys_spark.etl.clean_events import run_clean_events
 
-    report = run_clean_events(ctx.spark, ctx.lake, ctx.cfg.clean, ctx.ds, ctx.args.input)
+    report = run_clean_events(ctx.spark, ctx.lake, ctx.cfg.clean, ctx.ds, ctx.args.input, ctx.cfg.privacy)
     ctx.log.info(f"input {report['input_rows']} rows -> clean {report['clean']}, "
           f"quarantined {report['quarantined']}, duplicates {report['duplicates']}")
     reasons = {k: v for k, v in report["quarantined_by_reason"].items() if v}

@@ -18,7 +18,8 @@ def run(ctx: JobContext) -> None:
     from recsys_spark.data.loaders import write_dataset
 
     a = ctx.args
-    counts = write_dataset(a.format, a.path, ctx.lake_root, ctx.ds, a.attributes, a.validation_fraction)
+    counts = write_dataset(a.format, a.path, ctx.lake_root, ctx.ds, a.attributes, a.validation_fraction,
+                           privacy=ctx.cfg.privacy)
     ctx.log.info(f"{a.format} from {a.path}: {counts['events']} events, {counts['items']} catalog items, "
           f"{counts['users']} users written for ds={ctx.ds}")
 

@@ -13,8 +13,9 @@ def add_args(parser) -> None:
     parser.add_argument("--model", default=None, metavar="NAME",
                         help=f"one model to train: deep {', '.join(DEEP_MODEL_NAMES)}; traditional "
                              f"{', '.join(BASELINE_NAMES)} (default: every model of train.models)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the last checkpoint of this model and ds instead of starting over")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start over even where checkpoints of the same model version and inputs exist "
+                             "(by default a re-run, e.g. an Airflow retry, resumes from them)")
 
 
 def run(ctx: JobContext) -> None:
@@ -26,7 +27,7 @@ def run(ctx: JobContext) -> None:
         raise ConfigError(f"unknown model {ctx.args.model!r}; choose one of {', '.join(MODEL_NAMES)}")
     for model in [ctx.args.model] if ctx.args.model else ctx.cfg.train.models:
         cfg = load_model_config(ctx.args.conf, ctx.args.overrides, model)
-        meta = train_model(ctx.spark, ctx.lake, cfg, ctx.ds, resume=ctx.args.resume)
+        meta = train_model(ctx.spark, ctx.lake, cfg, ctx.ds, fresh=ctx.args.fresh)
         ctx.log.info(f"{meta['model']} {meta['model_version']}: {meta['num_proc']} process(es), {meta['train_rows']} "
               f"rows, {meta['epochs_run']} epoch(s) in {meta['train_time_s']} s; best validation NDCG@{cfg.evaluate.k} "
               f"{meta['validation_ndcg'] or 0:.4f}{' (stopped early)' if meta['stopped_early'] else ''}; "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 from recsys_spark.config import PipelineConfig, load_config
-from recsys_spark.errors import UserError
+from recsys_spark.errors import RetryableFailure, UserError
 from recsys_spark.lake import parse_ds
 from recsys_spark.logs import LEVELS, configure
 
@@ -54,7 +54,8 @@ def run_job(job: str, description: str, run: Callable[[JobContext], object],
             argv: Optional[List[str]] = None, needs_spark: bool = True) -> int:
     """Parses arguments, loads config, builds the session and calls ``run``.
 
-    Returns the process exit status: 0 on success, 2 on a user error (one ERROR record, no traceback).
+    Returns the process exit status: 0 on success, 2 on a user error, 1 on a retryable failure (each one
+    ERROR record, no traceback).
     """
     parser = base_parser(job, description)
     if add_args:
@@ -75,6 +76,9 @@ def run_job(job: str, description: str, run: Callable[[JobContext], object],
     except UserError as exc:
         log.error("%s", exc)
         return 2
+    except RetryableFailure as exc:
+        log.error("%s", exc)
+        return 1
     log.info("ds=%s done in %.1f s", args.ds, time.time() - started)
     return 0
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
 from recsys_spark.config_sections import (
-    EVENT_TYPES,
     SparkConfig,
     GenerateConfig,
     CleanConfig,
+    PrivacyConfig,
     BuildConfig,
     TrainConfig,
     EvaluateConfig,
@@ -41,6 +41,7 @@ class PipelineConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
@@ -60,104 +61,12 @@ class PipelineConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def validate(self) -> "PipelineConfig":
-        """Checks values that types alone cannot; returns self."""
-        problems: List[str] = []
-        from recsys_spark.models import MODEL_NAMES
+        """Checks values that types alone cannot (:mod:`recsys_spark.config_checks`); returns self."""
+        from recsys_spark.config_checks import problems
 
-        for key, names in (("train.model", [self.train.model]), ("train.models", self.train.models)):
-            unknown_models = [m for m in names if m not in MODEL_NAMES]
-            if unknown_models:
-                problems.append(f"{key}: unknown model(s) {unknown_models}; supported models are {list(MODEL_NAMES)}")
-        if not self.train.models:
-            problems.append("train.models: name at least one model for the nightly competition")
-        if self.evaluate.k not in self.evaluate.ks:
-            problems.append(f"evaluate.k={self.evaluate.k} must be one of evaluate.ks={self.evaluate.ks}")
-        if any(k <= 0 for k in self.evaluate.ks):
-            problems.append(f"evaluate.ks={self.evaluate.ks}: every K must be > 0")
-        if not 0.0 <= self.evaluate.max_regression < 1.0:
-            problems.append(f"evaluate.max_regression={self.evaluate.max_regression}: a share in [0, 1)")
-        grids = {"popularity.recent_days": self.popularity.recent_days, "item_knn.k": self.item_knn.k,
-                 "item_knn.shrink": self.item_knn.shrink, "als.rank": self.als.rank, "als.reg": self.als.reg,
-                 "als.alpha": self.als.alpha, "ease.l2": self.ease.l2, "markov.last_n": self.markov.last_n,
-                 "markov.decay": self.markov.decay, "markov.normalize": self.markov.normalize}
-        for key, values in grids.items():
-            if not values:
-                problems.append(f"{key}: give at least one value")
-            elif key != "markov.normalize" and key != "item_knn.shrink" and min(values) <= 0:
-                problems.append(f"{key}={values}: every value must be > 0")
-        if self.train.loss not in ("bpr", "softmax", "full", "sampled", "mse"):
-            problems.append(f"train.loss={self.train.loss!r}: use 'bpr', 'softmax', (mf) 'mse' or (sasrec) 'full' "
-                            "or 'sampled'")
-        if self.train.loss == "mse" and self.train.model != "mf":
-            problems.append("train.loss='mse' (explicit ratings) is for mf")
-        if self.train.loss in ("full", "sampled") and self.train.model != "sasrec":
-            problems.append(f"train.loss={self.train.loss!r} (softmax over the catalogue or a sample of it) is for "
-                            "sasrec; use 'bpr' or 'softmax'")
-        if self.train.sampler not in ("uniform", "popularity"):
-            problems.append(f"train.sampler={self.train.sampler!r}: use 'uniform' or 'popularity'")
-        if self.train.embedding_dim % max(self.train.heads, 1):
-            problems.append("train.embedding_dim must be a multiple of train.heads")
-        if self.train.negatives < 1:
-            problems.append(f"train.negatives={self.train.negatives}: must be >= 1 (BPR negatives per positive)")
-        if not 0.0 < self.train.lr_decay <= 1.0:
-            problems.append(f"train.lr_decay={self.train.lr_decay}: must be in (0, 1] (1 = constant learning rate)")
-        if self.evaluate.baseline != "popularity":
-            problems.append("evaluate.baseline: only 'popularity' is supported")
-        unknown = sorted(set(self.build.event_weights) - set(EVENT_TYPES))
-        if unknown:
-            problems.append(f"build.event_weights: unknown event types {unknown}; known: {list(EVENT_TYPES)}")
-        missing = sorted(set(EVENT_TYPES) - set(self.build.event_weights))
-        if missing:
-            problems.append(f"build.event_weights: missing a weight for {missing}")
-        positive = {
-            "train.num_proc": self.train.num_proc,
-            "train.embedding_dim": self.train.embedding_dim,
-            "train.epochs": self.train.epochs,
-            "train.batch_size": self.train.batch_size,
-            "train.patience": self.train.patience,
-            "train.validation_max_users": self.train.validation_max_users,
-            "train.sampled_negatives": self.train.sampled_negatives,
-            "evaluate.k": self.evaluate.k,
-            "score.top_n": self.score.top_n,
-            "score.keep_versions": self.score.keep_versions,
-            "score.min_history": self.score.min_history,
-            "score.fallback_recent_days": self.score.fallback_recent_days,
-            "score.fold_in_l2": self.score.fold_in_l2,
-            "score.max_broadcast_mb": self.score.max_broadcast_mb,
-            "build.lookback_days": self.build.lookback_days,
-            "build.min_items_for_split": self.build.min_items_for_split,
-            "build.train_files_per_rank": self.build.train_files_per_rank,
-            "generate.n_users": self.generate.n_users,
-            "generate.n_items": self.generate.n_items,
-            "generate.files": self.generate.files,
-        }
-        for key, value in positive.items():
-            if value <= 0:
-                problems.append(f"{key}={value}: must be > 0")
-        unknown = sorted(set(self.score.exclude_event_types) - set(EVENT_TYPES))
-        if unknown or not self.score.exclude_event_types:
-            problems.append(f"score.exclude_event_types={list(self.score.exclude_event_types)}: give one or more of "
-                            f"{list(EVENT_TYPES)}")
-        if self.generate.new_items < 0:
-            problems.append(f"generate.new_items={self.generate.new_items}: must be >= 0")
-        if self.build.split_mode not in ("leave_last_out", "time_cut"):
-            problems.append(f"build.split_mode={self.build.split_mode!r}: use 'leave_last_out' or 'time_cut'")
-        for key in ("test_days", "validation_days", "sequence_length", "cooccurrence_top_k",
-                    "cooccurrence_max_items_per_user", "title_hash_features", "train_row_group_mb"):
-            if getattr(self.build, key) <= 0:
-                problems.append(f"build.{key}={getattr(self.build, key)}: must be > 0")
-        if self.build.min_items_for_split < 3:
-            problems.append("build.min_items_for_split: must be >= 3 (train, validation and test need one item each)")
-        if self.clean.rating_min > self.clean.rating_max:
-            problems.append("clean.rating_min must not exceed clean.rating_max")
-        for key in ("duplicate_rate", "malformed_rate", "corrupt_rate"):
-            rate = getattr(self.generate, key)
-            if not 0.0 <= rate < 1.0:
-                problems.append(f"generate.{key}={rate}: must be in [0, 1)")
-        if self.generate.duplicate_rate + self.generate.malformed_rate + self.generate.corrupt_rate >= 1.0:
-            problems.append("generate: duplicate_rate + malformed_rate + corrupt_rate must stay below 1")
-        if problems:
-            raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+        found = problems(self)
+        if found:
+            raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(found))
         return self
 
 
@@ -287,9 +196,15 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
 
 
 def model_conf_dir() -> str:
-    """Where ``<model>.yaml`` files live: ``$RECSYS_MODEL_CONF_DIR``, else the project's ``conf/models``."""
-    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "models")
-    return os.environ.get("RECSYS_MODEL_CONF_DIR", default)
+    """Where ``<model>.yaml`` files live: ``$RECSYS_MODEL_CONF_DIR``, else the project's ``conf/models`` (found
+    above the package also when it is imported from ``dist/recsys_spark.zip``, as under spark-submit)."""
+    if "RECSYS_MODEL_CONF_DIR" in os.environ:
+        return os.environ["RECSYS_MODEL_CONF_DIR"]
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for candidate in (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))):
+        if os.path.isdir(os.path.join(candidate, "conf", "models")):
+            return os.path.join(candidate, "conf", "models")
+    return os.path.join(folder, "conf", "models")
 
 
 def load_model_config(path: Optional[str], overrides: Optional[List[str]], model: str) -> PipelineConfig:

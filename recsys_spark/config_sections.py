@@ -63,6 +63,27 @@ class CleanConfig:
     near_duplicate_window_s: int = 2
 
 
+USER_ATTRIBUTES = ("age", "gender", "occupation", "zip")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Keyed pseudonymisation of user ids (see :mod:`recsys_spark.privacy`).
+
+    With ``pseudonymize`` on, ``clean_events`` and ``load_dataset`` replace every user id by
+    HMAC-SHA256(key, user id) before anything is written, so that no raw user id reaches a lake table other
+    than ``raw_events``. The key comes from the environment variable ``RECSYS_PSEUDONYM_KEY`` or, failing
+    that, from ``key_file`` (a secret file outside the repository), never from config text.
+    """
+
+    pseudonymize: bool = False
+    key_file: str = ""
+    # user attributes a dataset loader keeps in raw_users (one of USER_ATTRIBUTES); the rest are dropped
+    keep_user_attributes: List[str] = field(default_factory=list)
+    # also write the table user_pseudonyms (pseudonym -> raw user id), for whoever must reverse it
+    write_id_map: bool = False
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """How ``build_tables`` turns clean events into model-ready tables."""
@@ -118,6 +139,9 @@ class TrainConfig:
     lr_decay: float = 1.0  # multiply the learning rate by this after an epoch without validation gain
     validation_max_users: int = 20000
     checkpoint: bool = True
+    # Horovod start-up: every rank must be running within this many seconds (a cluster without free task
+    # slots, or ranks that cannot reach each other, fails the job instead of waiting forever)
+    start_timeout_s: int = 600
     reader_workers: int = 2
     shuffle_buffer: int = 10000
 

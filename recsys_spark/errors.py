@@ -20,3 +20,8 @@ class DataQualityError(UserError):
 class NumericalBreakdown(UserError):
     """A fit failed numerically at one setting (e.g. a factorisation broke down in float32); the message
     names the setting to change. A grid search skips such a point and records why."""
+
+
+class RetryableFailure(Exception):
+    """Something outside the input failed (a rank, an executor, a start-up that timed out): the message
+    says what; re-running the job (an Airflow retry) continues where it stopped. Exit status 1."""

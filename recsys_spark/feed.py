@@ -12,24 +12,23 @@ import contextlib
 from typing import Iterator, Sequence
 
 
-def count_rows(local_path: str) -> int:
-    """Rows of a Parquet folder, from the footers only."""
-    import pyarrow.parquet as pq
+def count_rows(location: str) -> int:
+    """Rows of a Parquet folder (a local path or URL), from the footers only."""
+    from recsys_spark.io import fs
 
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in parquet_files(local_path))
-
-
-def count_row_groups(local_path: str) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(p).metadata.num_row_groups for p in parquet_files(local_path))
+    return sum(m.num_rows for m in fs.parquet_metadata(location))
 
 
-def parquet_files(local_path: str) -> list:
-    import glob
-    import os
+def count_row_groups(location: str) -> int:
+    from recsys_spark.io import fs
 
-    return sorted(p for p in glob.glob(os.path.join(local_path, "*.parquet")) if not os.path.basename(p).startswith(("_", ".")))
+    return sum(m.num_row_groups for m in fs.parquet_metadata(location))
+
+
+def parquet_files(location: str) -> list:
+    from recsys_spark.io import fs
+
+    return fs.parquet_files(location)
 
 
 @contextlib.contextmanager

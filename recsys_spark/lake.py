@@ -59,8 +59,8 @@ class Lake:
         jvm = spark.sparkContext._jvm
         self._jvm = jvm
         self._Path = jvm.org.apache.hadoop.fs.Path
-        conf = spark.sparkContext._jsc.hadoopConfiguration()
-        self._fs = self._Path(self.root).getFileSystem(conf)
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._fs = self._Path(self.root).getFileSystem(self._conf)
 
     # ---- paths -----------------------------------------------------------------------------------
     @property
@@ -190,16 +190,18 @@ class Lake:
         return self.partition_path(table, ds)
 
     def write_bundle(self, table: str, ds: str, frames: Dict[str, DataFrame],
-                     files: Optional[Dict[str, str]] = None, local_dirs: Optional[Dict[str, str]] = None) -> str:
+                     files: Optional[Dict[str, str]] = None, dirs: Optional[Dict[str, str]] = None) -> str:
         """Overwrites ``<table>/ds=<ds>`` with several Parquet sub-tables, small text files and copies of
-        local folders (a SavedModel) at once."""
+        folders (a SavedModel; local paths or Hadoop URLs) at once."""
         with self.overwrite_partition(table, ds) as staging:
             for name, df in frames.items():
                 self._write_parquet(df, f"{staging}/{name}")
             for name, text in (files or {}).items():
                 self.write_text(f"{staging}/{name}", text)
-            for name, local in (local_dirs or {}).items():
-                self._fs.copyFromLocalFile(False, True, self._Path(f"file://{local}"), self._Path(f"{staging}/{name}"))
+            for name, folder in (dirs or {}).items():
+                source = self._Path(folder if "://" in folder else f"file://{folder}")
+                self._jvm.org.apache.hadoop.fs.FileUtil.copy(source.getFileSystem(self._conf), source, self._fs,
+                                                             self._Path(f"{staging}/{name}"), False, True, self._conf)
             self.write_text(f"{staging}/{SUCCESS}", "")
         return self.partition_path(table, ds)
 

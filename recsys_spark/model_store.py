@@ -65,6 +65,6 @@ def save_scorer_bundle(lake, model: str, ds: str, scorer: Scorer, metadata: Dict
         metadata = dict(metadata, scorer=scorer.kind)
         return lake.write_bundle(S.model_table(model), ds, {},
                                  files={"metadata.json": json.dumps(metadata, indent=2, sort_keys=True) + "\n"},
-                                 local_dirs={SCORER_DIR: os.path.join(folder, SCORER_DIR)})
+                                 dirs={SCORER_DIR: os.path.join(folder, SCORER_DIR)})
     finally:
         shutil.rmtree(folder, ignore_errors=True)

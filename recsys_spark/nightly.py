@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 
 from recsys_spark.config import PipelineConfig, load_model_config
 from recsys_spark.etl.build import run_build_tables
-from recsys_spark.etl.clean import run_clean_events
+from recsys_spark.etl.clean_events import run_clean_events
 from recsys_spark.evaluate.gate import run_gate
 from recsys_spark.evaluate.offline import run_evaluate
 from recsys_spark.report import format_table, metrics_table, run_report
@@ -49,7 +49,7 @@ def run_nightly(spark, lake, cfg: PipelineConfig, ds: str, input_path: Optional[
         timings[name] = time.time() - started
         log.info("%s done in %.1f s", name, timings[name])
 
-    stage("clean_events", lambda: run_clean_events(spark, lake, cfg.clean, ds, input_path))
+    stage("clean_events", lambda: run_clean_events(spark, lake, cfg.clean, ds, input_path, cfg.privacy))
     stage("build_tables", lambda: run_build_tables(spark, lake, cfg.build, cfg.train, ds))
     stage("train", lambda: train_all(spark, lake, cfg, ds, conf_path, list(overrides or [])))
     stage("evaluate", lambda: run_evaluate(spark, lake, cfg, ds))

@@ -25,6 +25,7 @@ ITEM_COOCCURRENCE = "item_cooccurrence"
 SEQUENCES = "sequences"
 ITEM_FEATURES = "item_features"
 RAW_USERS = "raw_users"
+USER_PSEUDONYMS = "user_pseudonyms"  # pseudonym -> raw user id, only with privacy.write_id_map
 METRICS = "metrics"
 RECOMMENDATIONS = "recommendations"
 GATE_DECISIONS = "gate_decisions"  # <lake>/gate_decisions/ds=<ds>/decision.json
@@ -47,6 +48,8 @@ SESSION_ID = "session_id"
 EVENT_TS = "event_ts"
 DS = "ds"
 RAW_VALUE = "raw_value"
+RAW_VALUE_ENCRYPTED = "raw_value_encrypted"  # AES-GCM of the raw line when user ids are pseudonymised
+RAW_USER_ID = "raw_user_id"
 REASON = "reason"
 AVAILABLE = "available"
 BECAUSE = "because"
@@ -118,6 +121,7 @@ EVENTS_CLEAN_SCHEMA = T.StructType(
 EVENTS_QUARANTINE_SCHEMA = T.StructType(
     [
         T.StructField(RAW_VALUE, T.StringType(), True),
+        T.StructField(RAW_VALUE_ENCRYPTED, T.BinaryType(), True),
         T.StructField(REASON, T.StringType(), False),
     ]
 )

@@ -138,7 +138,7 @@ def read_features(lake, ds: str, n_items: int):
     from recsys_spark.io import local
 
     path = lake.require_partition(S.ITEM_FEATURES, ds, f"run `python -m jobs.build_tables --ds {ds}` first.")
-    return local.read_item_features(lake.local_path(path), n_items)
+    return local.read_item_features(lake.url(path), n_items)
 
 
 def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,

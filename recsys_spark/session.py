@@ -50,13 +50,14 @@ def build_session(cfg: SparkConfig, app_suffix: str = ""):
     quiet_known_noise()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     existing = SparkSession.getActiveSession()
     if existing is not None:
         return existing
-    launched_by_submit = SparkConf().contains("spark.master")
+    # Under spark-submit the driver's Python is started by the JVM, which hands it the gateway's port; the
+    # master (and every --conf) is then the submission's. (SparkConf() cannot tell before a JVM is up.)
+    launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if not launched_by_submit and cfg.master.startswith("local"):
         # Local mode talks to itself: bind to loopback rather than guess an interface.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -85,13 +85,22 @@ def test_the_package_the_dag_ships_holds_every_module():
 @pytest.mark.slow
 def test_airflow_dags_test_runs_two_nights_in_a_row(tmp_path, tiny_cfg, spark):
     """A backfill of two consecutive dates with `airflow dags test`: each night runs every task for real
-    (the package shipped with --py-files) and writes its own partitions; the second night keeps every id
-    the first one gave. The first night publishes; on the second the new champion (mf) is worse than the
-    published item_knn by more than evaluate.max_regression, so the gate refuses, publication_approved
-    skips score, the run still succeeds and readers keep the first night's table."""
+    (the package shipped with --py-files) and writes its own partitions, keeps every id the night before
+    gave, and publishes its own table. Then, on a third date whose gate refused, publication_approved
+    skips score. The competition is the traditional models (Horovod training is covered end to end, on a
+    cluster and under faults, elsewhere), and the gate is set to approve (no baseline rule, a 90 % regression
+    allowance): its rules have their own tests, and on tiny data night 2's champion is noise."""
+    import yaml
+
     days = ["2026-11-26", "2026-11-27"]
     lake_root = str(tmp_path / "lake")
     env = airflow_env(tmp_path, lake_root)
+    conf = yaml.safe_load(open(TEST_CONF))
+    conf["train"]["models"] = ["popularity", "item_knn"]
+    conf.setdefault("evaluate", {}).update(max_regression=0.9, require_beats_baseline=False)
+    env["RECSYS_CONF"] = str(tmp_path / "backfill.yaml")
+    with open(env["RECSYS_CONF"], "w") as fh:
+        yaml.safe_dump(conf, fh)
     airflow = os.path.join(AIRFLOW_BIN, "airflow")
     migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
@@ -103,15 +112,30 @@ def test_airflow_dags_test_runs_two_nights_in_a_row(tmp_path, tiny_cfg, spark):
         logs[ds] = proc.stdout + proc.stderr
         assert proc.returncode == 0, logs[ds][-4000:]
         assert "state=success" in logs[ds] and "new_state=failed" not in logs[ds]
-        for table in (S.EVENTS_CLEAN, S.TRAIN, S.METRICS, S.GATE_DECISIONS, f"{S.REPORTS}/report"):
+        gate = [line for line in logs[ds].splitlines() if f"gate for ds={ds}:" in line]
+        assert gate and f"gate for ds={ds}: approved" in gate[0], gate or logs[ds][-4000:]
+        for table in (S.EVENTS_CLEAN, S.TRAIN, S.METRICS, S.GATE_DECISIONS, f"{S.REPORTS}/report", S.RECOMMENDATIONS):
             assert os.path.isdir(os.path.join(lake_root, table, f"ds={ds}")), table
-    assert f"gate for ds={days[0]}: approved item_knn" in logs[days[0]]
-    recs = spark.read.parquet(os.path.join(lake_root, S.RECOMMENDATIONS, f"ds={days[0]}"))
-    assert recs.count() == tiny_cfg.generate.n_users * tiny_cfg.score.top_n
-    assert f"gate for ds={days[1]}: refused mf" in logs[days[1]] and "by more than evaluate.max_regression" in logs[days[1]]
-    assert not os.path.exists(os.path.join(lake_root, S.RECOMMENDATIONS, f"ds={days[1]}"))  # score was skipped
+        recs = spark.read.parquet(os.path.join(lake_root, S.RECOMMENDATIONS, f"ds={ds}"))
+        assert recs.count() == tiny_cfg.generate.n_users * tiny_cfg.score.top_n
+        assert {r[S.MODEL_VERSION] for r in recs.select(S.MODEL_VERSION).distinct().collect()} == {
+            json.load(open(os.path.join(lake_root, S.GATE_DECISIONS, f"ds={ds}", "decision.json")))["champion_version"]}
     with open(os.path.join(lake_root, S.RECOMMENDATIONS, "_LATEST")) as fh:
-        assert json.load(fh)["ds"] == days[0]  # readers keep the last approved night
+        assert json.load(fh)["ds"] == days[1]
     vocab = {ds: {r[S.USER_ID]: r[S.USER_IDX] for r in spark.read.parquet(
         os.path.join(lake_root, S.USER_VOCAB, f"ds={ds}")).collect()} for ds in days}
     assert vocab[days[0]] and all(vocab[days[1]][user] == idx for user, idx in vocab[days[0]].items())
+    # A refused gate: publication_approved returns False and skips score.
+    refused_day = "2026-11-28"
+    decision = dict(json.load(open(os.path.join(lake_root, S.GATE_DECISIONS, f"ds={days[1]}", "decision.json"))),
+                    passed=False, reasons=["champion item_knn is worse than the published model by more than "
+                                           "evaluate.max_regression"])
+    os.makedirs(os.path.join(lake_root, S.GATE_DECISIONS, f"ds={refused_day}"))
+    with open(os.path.join(lake_root, S.GATE_DECISIONS, f"ds={refused_day}", "decision.json"), "w") as fh:
+        json.dump(decision, fh)
+    proc = subprocess.run([airflow, "tasks", "test", "recsys_nightly", "publication_approved", refused_day], env=env,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert f"gate for ds={refused_day}: refused {decision['champion']}" in out and "Skipping downstream tasks" in out, \
+        out[-4000:]

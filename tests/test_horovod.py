@@ -93,3 +93,109 @@ def test_early_stopping_keeps_the_best_epoch(spark, tmp_path, capfd):
     epochs = re.findall(r"INFO \[recsys_spark\.training\.worker\] mf epoch (\d)/6: loss [\d.]+, validation NDCG@5 "
                         r"([\d.]+) \(best ([\d.]+) at epoch 1\), [\d.]+ s; ETA \d+", capfd.readouterr().out)
     assert [e[0] for e in epochs] == ["1", "2"] and epochs[0][1] == epochs[0][2] == f"{result.validation[0]['ndcg']:.4f}"
+
+
+def _descends_from_this_test(pid: str) -> bool:
+    import os
+
+    while pid not in ("0", "1"):
+        if int(pid) == os.getpid():
+            return True
+        pid = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]
+    return False
+
+
+def _rank_pids():
+    """{Horovod rank: pid} of this test's rank processes (``python -m horovod.spark.task.gloo_exec_fn``)."""
+    import os
+
+    pids = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            if b"horovod.spark.task.gloo_exec_fn" not in argv or not _descends_from_this_test(pid):
+                continue
+            env = dict(kv.split(b"=", 1) for kv in open(f"/proc/{pid}/environ", "rb").read().split(b"\0") if b"=" in kv)
+            pids[int(env[b"HOROVOD_RANK"])] = int(pid)
+        except (OSError, KeyError, ValueError):
+            continue
+    return pids
+
+
+def test_a_rank_killed_mid_training_fails_within_a_bounded_time_and_the_retry_resumes(spark, tmp_path):
+    """Fault (a): SIGKILL of rank 1 after epoch 2's checkpoint. The run ends with one RetryableFailure
+    naming the checkpoints (rank 0's Gloo connection breaks; it does not wait forever), and the retry
+    continues from the last checkpoint to the end, with both ranks in sync."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from recsys_spark.errors import RetryableFailure
+
+    write_uneven_train_table(tmp_path / "train")
+    _validation_table(tmp_path / "validation")
+    ck = tmp_path / "ck"
+    spec = _spec(tmp_path, checkpoint_dir=str(ck), epochs=40, patience=100)
+    seen = {}
+
+    def kill_rank_1_after_epoch_2():  # Horovod's launcher needs the main thread, so the killer is the helper
+        deadline = time.time() + 300
+        while not (ck / "ckpt-2.index").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        seen["pids"] = _rank_pids()
+        if 1 in seen["pids"]:
+            os.kill(seen["pids"][1], signal.SIGKILL)
+            seen["killed_at"] = time.time()
+
+    killer = threading.Thread(target=kill_rank_1_after_epoch_2, daemon=True)
+    killer.start()
+    with pytest.raises(RetryableFailure) as failure:
+        train_distributed(spark, spec, num_proc=2)
+    failed_after = time.time() - seen["killed_at"]
+    killer.join(timeout=10)
+    assert set(seen["pids"]) == {0, 1}
+    assert failed_after < 120, failed_after
+    error = failure.value
+    print(f"fault (a): failed {failed_after:.1f} s after the kill: {error}")
+    assert "distributed training failed" in str(error) and f"resumes from the last checkpoint in {ck}" in str(error)
+    assert not _rank_pids()  # no rank left behind
+    last = max(int(p.name[len("ckpt-"):-len(".index")]) for p in ck.glob("ckpt-*.index"))
+    assert 2 <= last < 40
+    resumed = train_distributed(spark, _spec(tmp_path, checkpoint_dir=str(ck), epochs=40, patience=100, resume=True),
+                                num_proc=2)
+    assert resumed.resumed_from_epoch == last and resumed.epochs_run == 40
+    assert [v["epoch"] for v in resumed.validation] == list(range(1, 41))
+    assert resumed.digests[0] == resumed.digests[1]
+
+
+def test_a_horovod_start_up_that_cannot_get_its_ranks_fails_within_start_timeout(spark):
+    """Fault (e): one of the two task slots is held by another job, so rank 1 never starts. The launch
+    fails after train.start_timeout_s with one RetryableFailure instead of waiting forever."""
+    import threading
+    import time
+
+    from recsys_spark import distributed
+    from recsys_spark.errors import RetryableFailure
+
+    sc = spark.sparkContext
+    hold = threading.Thread(target=lambda: (sc.setJobGroup("slot-holder", "holds one slot"),
+                                            _swallow(lambda: sc.parallelize([0], 1).map(lambda x: time.sleep(90)).collect())),
+                            daemon=True)
+    hold.start()
+    time.sleep(5)  # the holder's task is running
+    started = time.time()
+    with pytest.raises(RetryableFailure, match=r"could not start 2 ranks within train.start_timeout_s=10 s.*task slots"):
+        distributed.run_on_spark(spark, lambda: 0, [], num_proc=2, start_timeout_s=10)
+    waited = time.time() - started
+    sc.cancelJobGroup("slot-holder")
+    hold.join(timeout=60)
+    print(f"fault (e): failed after {waited:.1f} s")
+    assert 10 <= waited < 60, waited
+
+
+def _swallow(fn):
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - the holder job is cancelled on purpose
+        pass

@@ -1,5 +1,6 @@
 """The nightly pipeline end to end on a tiny generated dataset, with the real stack."""
 
+import json
 import os
 import re
 import subprocess
@@ -10,9 +11,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from recsys_spark import schemas as S
+from recsys_spark.config import load_config
 from recsys_spark.data.synthetic import write_raw
 from recsys_spark.lake import Lake
 from recsys_spark.nightly import run_nightly, summary
+from recsys_spark.privacy import KEY_ENV
 
 from .conftest import REPO, TEST_CONF, jobs_env
 
@@ -20,13 +23,45 @@ DS = "2026-11-27"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
+PSEUDONYM_KEY = "e2e-test-key-not-a-secret-0123456789"
+
+
+NIGHTLY_OVERRIDES = ["train.epochs=10", "train.embedding_dim=16", "privacy.pseudonymize=true"]
+
+
+@pytest.fixture(scope="session")
 def nightly(spark, tiny_cfg, tmp_path_factory):
+    """One nightly run in local mode, with user ids pseudonymised (privacy.pseudonymize): every later stage
+    sees pseudonyms. Shared with tests/test_cluster.py, whose cluster run must reproduce it."""
     root = str(tmp_path_factory.mktemp("e2e") / "lake")
     generated = write_raw(tiny_cfg.generate, root, DS)
     lake = Lake(spark, root)
-    return lake, generated, run_nightly(spark, lake, tiny_cfg, DS, conf_path=TEST_CONF,
-                                                overrides=["train.epochs=10", "train.embedding_dim=16"])
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_ENV, PSEUDONYM_KEY)
+    try:
+        cfg = load_config(TEST_CONF, NIGHTLY_OVERRIDES)
+        result = run_nightly(spark, lake, cfg, DS, conf_path=TEST_CONF, overrides=NIGHTLY_OVERRIDES)
+    finally:
+        mp.undo()
+    return lake, generated, result
+
+
+def test_no_raw_user_id_reaches_any_file_but_raw_events(nightly):
+    """Every file of the lake after a whole night (tables, quarantine, models, reports, manifests), each
+    Parquet file read through its columns, holds no raw user id; the users are there as their pseudonyms."""
+    from .test_privacy import reference, tokens_in_files
+
+    lake, _, _ = nightly
+    raw_lines = [line for folder, _, names in os.walk(lake.partition_path(S.RAW_EVENTS, DS)) for name in names
+                 if not name.startswith((".", "_")) for line in open(os.path.join(folder, name))]
+    raw_ids = set(re.findall(r"\b(?:u\d{6}|bot\d{4})\b", "".join(raw_lines)))
+    assert len(raw_ids) >= 300
+    found = tokens_in_files(lake.root)
+    assert sum(1 for path in found if path.startswith(S.EVENTS_QUARANTINE)) and len(found) > 50
+    assert {path: hits for path, tokens in found.items() if (hits := tokens & raw_ids)} == {}
+    valid = {json.loads(line)[S.USER_ID] for line in raw_lines if line.rstrip().endswith("}")}
+    vocab = {r[S.USER_ID] for r in lake.read_table(S.USER_VOCAB, DS, "").collect()}
+    assert vocab == {reference(PSEUDONYM_KEY.encode(), u) for u in valid if u.startswith("u")}
 
 
 def test_every_raw_row_is_accounted_for(nightly):
@@ -152,6 +187,46 @@ def test_score_runs_under_spark_submit(nightly):
     assert quiet.returncode == 0 and " INFO " not in quiet.stdout
     after = os.listdir(lake.partition_path(S.RECOMMENDATIONS, DS))
     assert sorted(before) != sorted(after)  # a new set of part files replaced the old one
+
+
+def table_checksum(df) -> str:
+    """sha256 over the table's rows, sorted: equal checksums mean the same rows, whatever the files."""
+    import hashlib
+
+    rows = sorted(json.dumps(r.asDict(recursive=True), sort_keys=True, default=str) for r in df.collect())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def test_rerunning_the_day_gives_identical_tables_and_an_identical_published_table(nightly, spark, tiny_cfg):
+    """Fault (c): the day's ETL and scoring run again over their own outputs; every table they rewrite and
+    the published recommendations (a new version) have the same rows, by checksum over sorted rows."""
+    from recsys_spark.config import load_config
+    from recsys_spark.etl.build import run_build_tables
+    from recsys_spark.etl.clean_events import run_clean_events
+    from recsys_spark.publication import current
+    from recsys_spark.scoring import run_score
+
+    lake, _, _ = nightly
+    cfg = load_config(TEST_CONF, ["privacy.pseudonymize=true"])
+    tables = [S.EVENTS_CLEAN, S.USER_VOCAB, S.ITEM_VOCAB, S.INTERACTIONS, S.TRAIN, S.VALIDATION, S.TEST,
+              S.SEQUENCES, S.ITEM_FEATURES]
+
+    def checksums():
+        sums = {t: table_checksum(spark.read.parquet(lake.partition_path(t, DS))) for t in tables}
+        sums[S.RECOMMENDATIONS] = table_checksum(spark.read.parquet(lake.partition_path(S.RECOMMENDATIONS, DS)))
+        return sums
+
+    before, version = checksums(), current(lake, DS)["version"]
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_ENV, PSEUDONYM_KEY)
+    try:
+        run_clean_events(spark, lake, cfg.clean, DS, None, cfg.privacy)
+    finally:
+        mp.undo()
+    run_build_tables(spark, lake, cfg.build, cfg.train, DS)
+    run_score(spark, lake, cfg, DS)
+    assert current(lake, DS)["version"] != version  # a new version was published...
+    assert checksums() == before  # ...with the same rows, and so is every table the re-run rewrote
 
 
 def run_job(*args):

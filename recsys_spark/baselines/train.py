@@ -27,7 +27,7 @@ def run_train_baseline(spark, lake, cfg: PipelineConfig, ds: str, data: local.Sp
                              "max_items": cfg.ease.max_items}
     if name == "content":
         path = lake.require_partition(S.ITEM_FEATURES, ds, f"run `python -m jobs.build_tables --ds {ds}` first.")
-        extra["item_features"] = local.read_item_features(lake.local_path(path), data.n_items)
+        extra["item_features"] = local.read_item_features(lake.url(path), data.n_items)
     fit = registry()[name].fit
 
     def fit_on(split, params):

@@ -25,7 +25,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from recsys_spark import schemas as S
+from recsys_spark.config_sections import PrivacyConfig
 from recsys_spark.errors import UserError
+from recsys_spark.privacy import pseudonym, pseudonym_key, user_rows
 
 FORMATS = ("ml-100k", "ml-1m", "sequences", "lightgcn")
 
@@ -39,6 +41,23 @@ def _need(path: str, what: str) -> str:
 def _event(event_id: str, user: str, item: str, event_type: str, ts_ms: int, rating=None) -> Dict:
     return {S.EVENT_ID: event_id, S.USER_ID: user, S.ITEM_ID: item, S.EVENT_TYPE: event_type,
             S.RATING: rating, S.TS: ts_ms, S.SESSION_ID: None}
+
+
+def _keyed_event_ids(events, key: Optional[bytes]):
+    """With a pseudonym key, the user id inside each event id (``<source>-<user>-<n>``) becomes the user's
+    pseudonym, so that event ids carry no raw user id into the clean tables; raw_events keep the raw
+    ``user_id`` field, which clean_events pseudonymises."""
+    if key is None:
+        yield from events
+        return
+    cache: Dict[str, str] = {}
+    for event in events:
+        user = event[S.USER_ID]
+        if user not in cache:
+            cache[user] = pseudonym(key, user)
+        source, _, rest = event[S.EVENT_ID].partition("-")
+        event[S.EVENT_ID] = f"{source}-{cache[user]}-{rest[len(user) + 1:]}"
+        yield event
 
 
 def _day_start_ms(ds: str, days_before: int = 0) -> int:
@@ -185,14 +204,21 @@ def load(fmt: str, path: str, ds: str, attributes: Optional[str] = None, validat
 
 
 def write_dataset(fmt: str, path: str, lake_root: str, ds: str, attributes: Optional[str] = None,
-                  validation_fraction: float = 0.1, files: int = 4) -> Dict[str, int]:
-    """Writes the dataset's raw events (and catalog/users when present) for ``ds``; returns counts."""
+                  validation_fraction: float = 0.1, files: int = 4,
+                  privacy: PrivacyConfig = PrivacyConfig()) -> Dict[str, int]:
+    """Writes the dataset's raw events (and catalog/users when present) for ``ds``; returns counts.
+
+    Users keep only the attributes ``privacy.keep_user_attributes`` lists, under their pseudonym when
+    ``privacy.pseudonymize`` is on (raw_users is not raw input: it is written here).
+    """
     from recsys_spark.data.synthetic import write_lines_atomically
 
     if "://" in lake_root:
         raise UserError("dataset loaders write to a local lake only; load locally, then copy")
+    key = pseudonym_key(privacy)
     events, items, users = load(fmt, path, ds, attributes, validation_fraction)
-    lines = [json.dumps(e, separators=(",", ":")) for e in events]
+    lines = [json.dumps(e, separators=(",", ":")) for e in _keyed_event_ids(events, key)]
+    users = user_rows(users, key, privacy.keep_user_attributes)
     write_lines_atomically(os.path.join(lake_root, S.RAW_EVENTS, f"ds={ds}"), lines, files, "part")
     if items:
         write_lines_atomically(os.path.join(lake_root, S.RAW_ITEMS, f"ds={ds}"),

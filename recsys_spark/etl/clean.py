@@ -8,9 +8,6 @@ to the input.
 from __future__ import annotations
 
 import datetime as dt
-import time
-import uuid
-from typing import Dict, Optional
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -18,8 +15,6 @@ from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
 from recsys_spark.config_sections import EVENT_TYPES, CleanConfig
-from recsys_spark.errors import DataQualityError, MissingInputError
-from recsys_spark.lake import STAGING
 
 # Reason codes, in the order they are checked: a row gets the first that applies.
 MALFORMED_JSON = "malformed_json"
@@ -213,6 +208,7 @@ def select_outcomes(classified_df: DataFrame) -> DataFrame:
         F.col(S.EVENT_TS),
         F.col(S.SESSION_ID),
         F.when(F.col(OUTCOME) == QUARANTINED, F.col("value")).alias(S.RAW_VALUE),
+        F.lit(None).cast("binary").alias(S.RAW_VALUE_ENCRYPTED),
         F.col(S.REASON),
         F.col(OUTCOME),
     )
@@ -223,89 +219,4 @@ def select_clean(outcomes_df: DataFrame) -> DataFrame:
 
 
 def select_quarantine(outcomes_df: DataFrame) -> DataFrame:
-    return outcomes_df.filter(F.col(OUTCOME) == QUARANTINED).select(S.RAW_VALUE, S.REASON)
-
-
-def build_report(outcome_counts: Dict[tuple, int], input_rows: int, ds: str, input_path: str) -> Dict:
-    """The accounting report; raises DataQualityError if the outcomes do not add up to the input."""
-    by_outcome = {CLEAN: 0, QUARANTINED: 0, DUPLICATE: 0}
-    by_reason = {reason: 0 for reason in REASONS}
-    for (outcome, reason), n in outcome_counts.items():
-        by_outcome[outcome] += n
-        if outcome == QUARANTINED:
-            by_reason[reason] = by_reason.get(reason, 0) + n
-    accounted = sum(by_outcome.values())
-    report = {
-        "ds": ds,
-        "input_path": input_path,
-        "input_rows": input_rows,
-        "clean": by_outcome[CLEAN],
-        "quarantined": by_outcome[QUARANTINED],
-        "duplicates": by_outcome[DUPLICATE],
-        "quarantined_by_reason": by_reason,
-        "is_balanced": accounted == input_rows,
-    }
-    if accounted != input_rows:
-        raise DataQualityError(
-            f"clean_events cannot account for every row of {input_path}: input {input_rows} != clean "
-            f"{by_outcome[CLEAN]} + quarantined {by_outcome[QUARANTINED]} + duplicates {by_outcome[DUPLICATE]}"
-        )
-    return report
-
-
-def run_clean_events(spark, lake, cfg: CleanConfig, ds: str, input_path: Optional[str] = None) -> Dict:
-    """Cleans one day's raw events into ``events_clean`` and ``events_quarantine`` and writes a report.
-
-    Returns:
-        The report (also written to ``_reports/clean_events/ds=<ds>/report.json``).
-    """
-    path = input_path or lake.partition_path(S.RAW_EVENTS, ds)
-    if not lake.exists(path):
-        raise MissingInputError(
-            f"no raw events for ds={ds}: {path} does not exist. Write that day's JSON lines there "
-            f"(python -m jobs.generate --ds {ds} --lake {lake.root} makes synthetic ones) or pass --input PATH."
-        )
-    timings: Dict[str, float] = {}
-    started = time.time()
-
-    def lap(name: str) -> None:
-        nonlocal started
-        timings[name] = round(time.time() - started, 2)
-        started = time.time()
-
-    raw_df = spark.read.text(path)
-    input_rows = raw_df.count()
-    lap("count_input")
-    # Classify once into a staged, columnar copy (cheaper than caching wide rows), then split it.
-    staged = f"{lake.table_path(S.EVENTS_CLEAN)}/{STAGING}/classified-ds={ds}-{uuid.uuid4().hex[:12]}"
-    try:
-        select_outcomes(classify(raw_df, cfg, ds)).write.mode("overwrite").parquet(staged)
-        lap("classify")
-        outcomes_df = spark.read.parquet(staged)
-        counts = {
-            (r[OUTCOME], r[S.REASON]): r["n"]
-            for r in outcomes_df.groupBy(OUTCOME, S.REASON).agg(F.count(F.lit(1)).alias("n")).collect()
-        }
-        report = build_report(counts, input_rows, ds, path)
-        if report["clean"] == 0:
-            raise MissingInputError(f"no valid events for ds={ds} in {path}: all {input_rows} rows were rejected "
-                                    f"({report['quarantined_by_reason']}). Check the input's format.")
-        lap("account")
-        clean_path = lake.write_table(select_clean(outcomes_df), S.EVENTS_CLEAN, ds)
-        lap(S.EVENTS_CLEAN)
-        quarantine_path = lake.write_table(select_quarantine(outcomes_df), S.EVENTS_QUARANTINE, ds, files=1)
-        lap(S.EVENTS_QUARANTINE)
-    finally:
-        lake.delete(staged)
-    written_clean = spark.read.parquet(clean_path).count()
-    written_quarantine = spark.read.parquet(quarantine_path).count()
-    if (written_clean, written_quarantine) != (report["clean"], report["quarantined"]):
-        raise DataQualityError(
-            f"written rows differ from the accounting: clean {written_clean} vs {report['clean']}, "
-            f"quarantined {written_quarantine} vs {report['quarantined']}"
-        )
-    lap("check_written")
-    report["step_s"] = timings
-    report["outputs"] = {S.EVENTS_CLEAN: clean_path, S.EVENTS_QUARANTINE: quarantine_path}
-    lake.write_json(f"{S.REPORTS}/clean_events", ds, "report.json", report)
-    return report
+    return outcomes_df.filter(F.col(OUTCOME) == QUARANTINED).select(*S.EVENTS_QUARANTINE_SCHEMA.fieldNames())

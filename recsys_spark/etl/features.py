@@ -186,9 +186,9 @@ def load_adjacency(local_path: str, n_users: int, n_items: int):
     item i is row n_users + i, with both directions of every edge, ready for ``tf.sparse.SparseTensor``
     or ``scipy.sparse.coo_matrix``.
     """
-    import pyarrow.parquet as pq
+    from recsys_spark.io import fs
 
-    table = pq.read_table(local_path, columns=[S.USER_IDX, S.ITEM_IDX, S.WEIGHT])
+    table = fs.read_parquet(local_path, columns=[S.USER_IDX, S.ITEM_IDX, S.WEIGHT])
     return _bipartite_coo(table.column(S.USER_IDX).to_numpy(), table.column(S.ITEM_IDX).to_numpy(),
                           table.column(S.WEIGHT).to_numpy(), n_users, n_items)
 

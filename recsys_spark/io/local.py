@@ -117,10 +117,10 @@ def read_split(interactions_path: str, n_users: int, n_items: int) -> SplitData:
 
     Within a user, items are ordered by first time, then by the seeded ``tie_break`` hash.
     """
-    import pyarrow.parquet as pq
+    from recsys_spark.io import fs
 
-    table = pq.read_table(interactions_path, columns=[S.USER_IDX, S.ITEM_IDX, S.WEIGHT, S.FIRST_TS, S.LAST_TS,
-                                                      S.TIE_BREAK, S.SPLIT])
+    table = fs.read_parquet(interactions_path, columns=[S.USER_IDX, S.ITEM_IDX, S.WEIGHT, S.FIRST_TS, S.LAST_TS,
+                                                        S.TIE_BREAK, S.SPLIT])
     users = table.column(S.USER_IDX).to_numpy().astype(np.int64)
     items = table.column(S.ITEM_IDX).to_numpy()
     weights = table.column(S.WEIGHT).to_numpy()
@@ -138,18 +138,19 @@ def read_split(interactions_path: str, n_users: int, n_items: int) -> SplitData:
 
 
 def read_lake_split(lake, ds: str) -> SplitData:
-    """The split of ``ds`` from the lake's ``interactions`` and vocabularies (local or mounted lake)."""
+    """The split of ``ds`` from the lake's ``interactions`` and vocabularies (through their URLs)."""
     hint = f"run `python -m jobs.build_tables --ds {ds} --lake {lake.root}` first."
-    paths = {t: lake.local_path(lake.require_partition(t, ds, hint)) for t in (S.INTERACTIONS, S.USER_VOCAB, S.ITEM_VOCAB)}
+    paths = {t: lake.url(lake.require_partition(t, ds, hint)) for t in (S.INTERACTIONS, S.USER_VOCAB, S.ITEM_VOCAB)}
     return read_split(paths[S.INTERACTIONS], vocab_size(paths[S.USER_VOCAB], S.USER_IDX),
                       vocab_size(paths[S.ITEM_VOCAB], S.ITEM_IDX))
 
 
 def vocab_size(vocab_path: str, idx_col: str) -> int:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    column = pq.read_table(vocab_path, columns=[idx_col]).column(idx_col)
+    from recsys_spark.io import fs
+
+    column = fs.read_parquet(vocab_path, columns=[idx_col]).column(idx_col)
     return 0 if len(column) == 0 else int(pc.max(column).as_py()) + 1
 
 
@@ -171,10 +172,11 @@ def read_embeddings(path: str, idx_col: str, n_rows: int) -> np.ndarray:
 def read_item_features(path: str, n_items: int):
     """The ``item_features`` partition as one scipy CSR [n_items, categories + tags + title buckets], rows
     L2-normalised (each block weighted equally); items without content have an all-zero row."""
-    import pyarrow.parquet as pq
     from scipy import sparse
 
-    table = pq.read_table(path).to_pydict()
+    from recsys_spark.io import fs
+
+    table = fs.read_parquet(path).to_pydict()
     n_categories = max((len(v) for v in table[S.CATEGORY_MULTI_HOT]), default=0)
     n_tags = max((max(v) + 1 for v in table[S.TAG_IDS] if v), default=0)
     n_title = max((max(v) + 1 for v in table[S.TITLE_TFIDF_INDICES] if v), default=0)
@@ -228,11 +230,11 @@ def load_arrays(folder: str, mmap: bool = True):
     return arrays, params
 
 
-def load_pairs(local_path: str):
-    """(user_idx, item_idx) int64 arrays of a pairs Parquet folder (train/validation/test)."""
-    import pyarrow.parquet as pq
+def load_pairs(location: str):
+    """(user_idx, item_idx) int64 arrays of a pairs Parquet folder (train/validation/test), local or a URL."""
+    from recsys_spark.io import fs
 
-    table = pq.read_table(local_path, columns=[S.USER_IDX, S.ITEM_IDX])
+    table = fs.read_parquet(location, columns=[S.USER_IDX, S.ITEM_IDX])
     return (table.column(S.USER_IDX).to_numpy().astype(np.int64),
             table.column(S.ITEM_IDX).to_numpy().astype(np.int64))
 

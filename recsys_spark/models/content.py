@@ -31,9 +31,9 @@ class ItemContent:
 
     @classmethod
     def from_parquet(cls, path: str, n_items: int, n_hash: int) -> "ItemContent":
-        import pyarrow.parquet as pq
+        from recsys_spark.io import fs
 
-        table = pq.read_table(path).to_pydict()
+        table = fs.read_parquet(path).to_pydict()
         n_categories = max((len(v) for v in table[S.CATEGORY_MULTI_HOT]), default=0)
         max_tags = max((len(v) for v in table[S.TAG_IDS]), default=0)
         max_tokens = max((len(v) for v in table[S.TITLE_TFIDF_INDICES]), default=0)

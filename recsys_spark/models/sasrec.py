@@ -187,9 +187,9 @@ def histories_from_sequences(path: str, n_users: int, max_len: int):
     The export history appends each user's validation items to the train items (the "fold back" of the
     leave-one-out protocol), keeping the last L.
     """
-    import pyarrow.parquet as pq
+    from recsys_spark.io import fs
 
-    table = pq.read_table(path, columns=[S.USER_IDX, S.HISTORY, S.VALIDATION_ITEMS])
+    table = fs.read_parquet(path, columns=[S.USER_IDX, S.HISTORY, S.VALIDATION_ITEMS])
     validation = np.full((n_users, max_len), -1, np.int32)
     export = np.full((n_users, max_len), -1, np.int32)
     for user, history, held in zip(table.column(S.USER_IDX).to_pylist(), table.column(S.HISTORY).to_pylist(),

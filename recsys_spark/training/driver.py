@@ -4,7 +4,7 @@ agree, refitting on train + validation, and exporting vectors and metadata to th
 from __future__ import annotations
 
 import json
-import os
+import logging
 import time
 from dataclasses import asdict, replace
 from typing import Any, Dict
@@ -12,17 +12,22 @@ from typing import Any, Dict
 from recsys_spark import schemas as S
 from recsys_spark.config import PipelineConfig
 from recsys_spark.errors import MissingInputError
+from recsys_spark.io import fs
 from recsys_spark.model_store import SCORER_DIR
 from recsys_spark.models import scores_new_items
+from recsys_spark.training import checkpoints
 from recsys_spark.training.spec import TrainResult, TrainSpec, settings_from_config
 from recsys_spark.training.worker import train_worker
+
+log = logging.getLogger(__name__)
 
 
 def train_distributed(spark, spec: TrainSpec, num_proc: int) -> TrainResult:
     """Launches ``train_worker`` on ``num_proc`` ranks and checks that they agree bit for bit."""
     from recsys_spark import distributed
 
-    results = sorted(distributed.run_on_spark(spark, train_worker, [spec], num_proc), key=lambda r: r["rank"])
+    results = sorted(distributed.run_on_spark(spark, train_worker, [spec], num_proc, spec.start_timeout_s,
+                                              spec.checkpoint_dir), key=lambda r: r["rank"])
     digests = [r["digest"] for r in results]
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks ended with different weights (digests {digests}): training is not in sync")
@@ -61,7 +66,7 @@ def model_version(cfg: PipelineConfig, ds: str) -> str:
     return f"{ds}-{cfg.fingerprint()}"
 
 
-def train_model(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -> Dict[str, Any]:
+def train_model(spark, lake, cfg: PipelineConfig, ds: str, fresh: bool = False) -> Dict[str, Any]:
     """Trains ``cfg.train.model``: a deep model on Horovod ranks, or a traditional baseline in the driver."""
     from recsys_spark.models import BASELINE_NAMES
 
@@ -69,15 +74,18 @@ def train_model(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False)
         from recsys_spark.baselines.train import run_train_baseline
 
         return run_train_baseline(spark, lake, cfg, ds)
-    return run_train(spark, lake, cfg, ds, resume=resume)
+    return run_train(spark, lake, cfg, ds, fresh=fresh)
 
 
-def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -> Dict[str, Any]:
+def run_train(spark, lake, cfg: PipelineConfig, ds: str, fresh: bool = False) -> Dict[str, Any]:
     """Trains ``cfg.train.model`` on ``train/ds=<ds>`` and exports it to ``models/<model>/ds=<ds>/``.
 
     Validation NDCG@K (``evaluate.k``) picks the exported epoch and stops training after
     ``train.patience`` epochs without improvement. Checkpoints go to ``<lake>/_checkpoints/<model>/ds=<ds>/``
-    every epoch; ``resume`` continues from the latest one, otherwise they are cleared first.
+    every epoch. Ranks reach every table, checkpoint and export through its URL (``file://`` for a local
+    lake, else the lake's own scheme: see :mod:`recsys_spark.io.fs`). A run of the same model version on
+    the same input files (a retried task) resumes from the latest checkpoint; ``fresh``, other settings or
+    rebuilt tables clear them first.
     """
     from pyspark.sql import functions as F
 
@@ -89,30 +97,33 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
     train_path = lake.require_partition(S.TRAIN, ds, hint)
     n_users = lake.read_table(S.USER_VOCAB, ds, hint).agg(F.max(S.USER_IDX)).first()[0] + 1
     n_items = lake.read_table(S.ITEM_VOCAB, ds, hint).agg(F.max(S.ITEM_IDX)).first()[0] + 1
-    local_train = lake.local_path(train_path)
+    train_location = lake.url(train_path)
     feed_table, feed_fields = feed_of(tc.model, tc.loss)
     feed_path = lake.require_partition(feed_table, ds, hint)
-    n_rows = feed.count_rows(lake.local_path(feed_path))
+    n_rows = feed.count_rows(lake.url(feed_path))
     if n_rows == 0:
         raise MissingInputError(f"the {feed_table} table {feed_path} is empty: there is nothing to learn from for ds={ds}")
-    row_groups = feed.count_row_groups(lake.local_path(feed_path))
+    row_groups = feed.count_row_groups(lake.url(feed_path))
     if row_groups < tc.num_proc:
         raise MissingInputError(
             f"{feed_path} has {row_groups} Parquet row groups but train.num_proc={tc.num_proc}: every rank "
             f"needs at least one. Re-run build_tables with the same train.num_proc."
         )
-    validation_path = lake.local_path(lake.require_partition(S.VALIDATION, ds, hint))
-    checkpoint_dir = None
+    validation_path = lake.url(lake.require_partition(S.VALIDATION, ds, hint))
+    checkpoint_dir, resume = None, False
     if tc.checkpoint:
-        checkpoint_dir = lake.local_path(lake.partition_path(f"_checkpoints/{tc.model}", ds))
-        if not resume:
-            lake.delete(checkpoint_dir)
+        checkpoint_dir = lake.url(lake.partition_path(f"_checkpoints/{tc.model}", ds))
+        identity = {"model_version": model_version(cfg, ds),
+                    "inputs": checkpoints.inputs_digest([lake.url(feed_path), validation_path])}
+        resume = checkpoints.prepare(checkpoint_dir, identity, fresh=fresh)
+        if resume:
+            log.info("%s: resuming from the checkpoints in %s", tc.model, checkpoint_dir)
     spec = TrainSpec(
         train_url=lake.url(feed_path), feed_fields=feed_fields, n_rows=n_rows, n_users=int(n_users), n_items=int(n_items),
-        train_path=local_train, validation_path=validation_path, checkpoint_dir=checkpoint_dir, resume=resume,
-        graph_path=lake.local_path(lake.require_partition(S.GRAPH_EDGES, ds, hint)),
-        sequences_path=lake.local_path(lake.require_partition(S.SEQUENCES, ds, hint)),
-        item_features_path=lake.local_path(lake.require_partition(S.ITEM_FEATURES, ds, hint)),
+        train_path=train_location, validation_path=validation_path, checkpoint_dir=checkpoint_dir, resume=resume,
+        graph_path=lake.url(lake.require_partition(S.GRAPH_EDGES, ds, hint)),
+        sequences_path=lake.url(lake.require_partition(S.SEQUENCES, ds, hint)),
+        item_features_path=lake.url(lake.require_partition(S.ITEM_FEATURES, ds, hint)),
         **settings_from_config(cfg))
     started = time.time()
     result = train_distributed(spark, spec, tc.num_proc)
@@ -122,11 +133,11 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
         # and the number of epochs that validation chose (the validation interaction is known at test time).
         refit_url = spec.train_url
         if feed_table == S.TRAIN:
-            refit_url = [lake.url(f) for f in feed.parquet_files(local_train) + feed.parquet_files(validation_path)]
+            refit_url = [lake.url(f) for f in feed.parquet_files(train_location) + feed.parquet_files(validation_path)]
             refit_rows = n_rows + feed.count_rows(validation_path)
         refit_spec = replace(spec, train_url=refit_url, n_rows=refit_rows, epochs=result.best_epoch,
-                             fold_validation=True, resume=False, lr_decay=1.0,
-                             checkpoint_dir=os.path.join(checkpoint_dir, "refit") if checkpoint_dir else None)
+                             fold_validation=True, resume=resume, lr_decay=1.0,
+                             checkpoint_dir=fs.join(checkpoint_dir, "refit") if checkpoint_dir else None)
         refit = train_distributed(spark, refit_spec, tc.num_proc)
         result.user_vectors, result.item_vectors = refit.user_vectors, refit.item_vectors
         result.saved_model, result.scorer_dir = refit.saved_model, refit.scorer_dir
@@ -169,7 +180,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, resume: bool = False) -
             "item_embeddings": vectors_df(spark, result.item_vectors, S.ITEM_IDX, "item"),
         },
         files={"metadata.json": json.dumps(metadata, indent=2, sort_keys=True) + "\n"},
-        local_dirs={"encoder": result.saved_model, SCORER_DIR: result.scorer_dir} if result.saved_model else None,
+        dirs={"encoder": result.saved_model, SCORER_DIR: result.scorer_dir} if result.saved_model else None,
     )
     metadata["path"] = path
     return metadata

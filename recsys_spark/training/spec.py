@@ -46,6 +46,7 @@ class TrainSpec:
     lr_decay: float = 1.0  # learning rate x this after every epoch without validation improvement
     checkpoint_dir: Optional[str] = None
     resume: bool = False
+    start_timeout_s: int = 600  # every rank must have started within this, or the run fails
     stop_after_epochs: Optional[int] = None  # end the run early as if interrupted (tests)
     # The refit for test: train + validation are both training data (pairs, graph edges, or each sequence
     # with its validation items appended); no validation, the epoch count chosen by the first run.
@@ -86,7 +87,7 @@ def settings_from_config(cfg) -> Dict[str, Any]:
         dropout=tc.dropout, item_content=tc.item_content, title_hash_features=cfg.build.title_hash_features,
         max_len=cfg.build.sequence_length, shuffle_buffer=tc.shuffle_buffer, reader_workers=tc.reader_workers,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
-        lr_decay=tc.lr_decay)
+        lr_decay=tc.lr_decay, start_timeout_s=tc.start_timeout_s)
 
 
 def steps_per_epoch(n_rows: int, batch_size: int, size: int) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 
 from recsys_spark import logs
 from recsys_spark import schemas as S
+from recsys_spark.io import fs
 from recsys_spark.training.checkpoints import load_best, save_best
 from recsys_spark.training.spec import TrainSpec, steps_per_epoch
 
@@ -141,10 +142,12 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     n_steps = steps_per_epoch(spec.n_rows, spec.batch_size, size)
     losses: List[float] = []
     fields = spec.feed_fields or [S.USER_IDX, S.ITEM_IDX]
-    stopped_early = False
+    # A resumed run whose early stopping had already fired goes straight to the export.
+    stopped_early = bool(resumed_from and spec.validation_path and not spec.fold_validation
+                         and int(state["bad_epochs"].numpy()) >= spec.patience)
     is_first = True
     train_seconds: List[float] = []
-    for epoch in range(resumed_from, spec.epochs):
+    for epoch in range(resumed_from, resumed_from if stopped_early else spec.epochs):
         if spec.stop_after_epochs is not None and epoch >= spec.stop_after_epochs:
             break
         total = 0.0
@@ -214,9 +217,6 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
 
 def _save_encoder(model, spec: TrainSpec) -> str:
     """Saves a sequence model's encoder as a SavedModel: history [None, L] int32 -> user vector [None, d]."""
-    import os
-    import shutil
-
     import tensorflow as tf
 
     class Encoder(tf.Module):
@@ -229,8 +229,9 @@ def _save_encoder(model, spec: TrainSpec) -> str:
             hidden, _ = self.inner.encode(history, training=False)
             return {"user_vector": hidden[:, -1]}
 
-    path = os.path.join(spec.checkpoint_dir, "saved_model")
-    shutil.rmtree(path, ignore_errors=True)
+    path = fs.join(spec.checkpoint_dir, "saved_model")  # TensorFlow writes local paths and file/hdfs/gs URLs
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
     encoder = Encoder(model)
     tf.saved_model.save(encoder, path, signatures={"serving_default": encoder.encode})
     return path
@@ -238,15 +239,15 @@ def _save_encoder(model, spec: TrainSpec) -> str:
 
 def _save_sequence_scorer(model, folder: str) -> str:
     """Saves the encoder's weights for the TensorFlow-free scorer that scoring and evaluation run."""
-    import os
-    import shutil
+    import tempfile
 
     from recsys_spark.evaluate.sequence_scorer import arrays_of_sasrec
     from recsys_spark.io import local
 
-    path = os.path.join(folder, "scorer")
-    shutil.rmtree(path, ignore_errors=True)
-    local.save_arrays(path, *arrays_of_sasrec(model))
+    path = fs.join(folder, "scorer")
+    with tempfile.TemporaryDirectory() as scratch:
+        local.save_arrays(scratch, *arrays_of_sasrec(model))
+        fs.upload_dir(scratch, path)
     return path
 
 

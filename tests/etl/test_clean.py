@@ -9,6 +9,7 @@ from recsys_spark import schemas as S
 from recsys_spark.config_sections import CleanConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.etl import clean as C
+from recsys_spark.etl import clean_events as CE
 
 DS = "2026-11-27"
 UTC = dt.timezone.utc
@@ -96,17 +97,17 @@ def test_quarantine_keeps_raw_line_and_reason(classified):
 
 def test_report_must_balance():
     counts = {(C.CLEAN, None): 5, (C.QUARANTINED, C.BAD_ID): 2, (C.DUPLICATE, None): 1}
-    report = C.build_report(counts, 8, DS, "in")
+    report = CE.build_report(counts, 8, DS, "in")
     assert (report["clean"], report["quarantined"], report["duplicates"]) == (5, 2, 1)
     assert report["quarantined_by_reason"][C.BAD_ID] == 2 and report["quarantined_by_reason"][C.MALFORMED_JSON] == 0
     with pytest.raises(DataQualityError, match="cannot account for every row"):
-        C.build_report(counts, 9, DS, "in")
+        CE.build_report(counts, 9, DS, "in")
 
 
 def test_run_clean_events_writes_tables_and_report(spark, lake, tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(line for line, _, _ in CASES) + "\n")
-    report = C.run_clean_events(spark, lake, CleanConfig(), DS, str(path))
+    report = CE.run_clean_events(spark, lake, CleanConfig(), DS, str(path))
     n_quarantined = sum(1 for _, o, _ in CASES if o == C.QUARANTINED)
     assert report["input_rows"] == len(CASES)
     assert (report["clean"], report["quarantined"], report["duplicates"]) == (len(CASES) - n_quarantined - 1, n_quarantined, 1)
@@ -118,7 +119,7 @@ def test_run_clean_events_writes_tables_and_report(spark, lake, tmp_path):
 
 def test_missing_input_says_what_to_do(spark, lake):
     with pytest.raises(MissingInputError, match=r"no raw events for ds=2026-01-01.*jobs.generate.*--input"):
-        C.run_clean_events(spark, lake, CleanConfig(), "2026-01-01")
+        CE.run_clean_events(spark, lake, CleanConfig(), "2026-01-01")
 
 
 def test_every_injected_corruption_is_quarantined_under_its_reason(spark):

@@ -116,7 +116,7 @@ def test_adjacency_from_parquet_without_spark(spark, lake):
 def test_nothing_from_validation_or_test_reaches_train_tables(spark, lake, tiny_cfg):
     """Build on generated data, then check every train-side table against the held-out pairs and times."""
     from recsys_spark.data.synthetic import write_raw
-    from recsys_spark.etl.clean import run_clean_events
+    from recsys_spark.etl.clean_events import run_clean_events
 
     write_raw(tiny_cfg.generate, lake.root, DS)
     run_clean_events(spark, lake, tiny_cfg.clean, DS)
