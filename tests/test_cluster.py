@@ -62,7 +62,7 @@ def _stop(procs) -> None:
     for proc in procs:
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.time() + 30
+    deadline = time.time() + 8
     while any(_group_alive(p.pid) for p in procs) and time.time() < deadline:
         time.sleep(0.5)
     for proc in procs:
