@@ -181,6 +181,12 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         r[S.SPLIT]: r["n"]
         for r in interactions_df.groupBy(S.SPLIT).agg(F.count(F.lit(1)).alias("n")).collect()
     }
+    left_out = features.train_pairs_left_out(interactions_df, cfg.sequence_length, cfg.cooccurrence_max_items_per_user)
+    in_sequences = lake.read_table(S.SEQUENCES, ds, "").agg(F.sum(S.HISTORY_LENGTH)).first()[0] or 0
+    if in_sequences + left_out["sequence_length"] != left_out["train_pairs"]:
+        raise DataQualityError(f"build_tables for ds={ds}: {left_out['train_pairs']} train pairs, but the sequences "
+                               f"hold {in_sequences} and {left_out['sequence_length']} were left out by "
+                               "build.sequence_length; please report this.")
     report = {
         "ds": ds,
         "window": [first_ds, ds],
@@ -192,6 +198,9 @@ def run_build_tables(spark, lake, cfg: BuildConfig, train_cfg: TrainConfig, ds: 
         "events_in_window": window_rows,
         "events_used": used_rows,
         "events_dropped_by_reason": dropped,
+        # train pairs a derived table leaves out (the oldest of a long history), by the setting that caps it;
+        # sequences hold exactly train_pairs - sequence_length of them
+        "train_pairs_left_out_by_reason": {k: v for k, v in left_out.items() if k != "train_pairs"},
         "catalog_ds": catalog_ds,
         "write_s": timings,
     }

@@ -41,6 +41,17 @@ def sequences(interactions_df: DataFrame, length: int) -> DataFrame:
     )
 
 
+def train_pairs_left_out(interactions_df: DataFrame, sequence_length: int, cooccurrence_max_items: int) -> dict:
+    """Train pairs that the derived tables leave out, by reason: the oldest items beyond a user's
+    ``sequence_length`` (``sequences``), and beyond ``cooccurrence_max_items_per_user`` (``item_cooccurrence``).
+    Returns ``{"train_pairs": n, "sequence_length": a, "cooccurrence_max_items_per_user": b}``."""
+    per_user = interactions_df.filter(F.col(S.SPLIT) == S.SPLIT_TRAIN).groupBy(S.USER_IDX).agg(F.count(F.lit(1)).alias("n"))
+    row = per_user.agg(F.sum("n"), F.sum(F.greatest(F.col("n") - sequence_length, F.lit(0))),
+                       F.sum(F.greatest(F.col("n") - cooccurrence_max_items, F.lit(0)))).first()
+    return {"train_pairs": int(row[0] or 0), "sequence_length": int(row[1] or 0),
+            "cooccurrence_max_items_per_user": int(row[2] or 0)}
+
+
 def graph_degrees(train_df: DataFrame) -> DataFrame:
     """(node_type 'user'|'item', node_idx, degree) of the train graph."""
     def degrees(col, kind):

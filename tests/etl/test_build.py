@@ -166,3 +166,19 @@ def test_run_build_tables_uses_the_lookback_window_and_keeps_ids(spark, lake):
     assert sorted(map(tuple, lake.read_table(S.TEST, D2, "").collect())) == before
     with pytest.raises(MissingInputError, match="run `python -m jobs.clean_events --ds 2026-11-28"):
         B.run_build_tables(spark, lake, BuildConfig(), TrainConfig(), "2026-11-28")
+
+
+def test_train_pairs_a_derived_table_leaves_out_are_counted_by_reason(spark, lake):
+    """One user, 6 items: leave-last-out gives 4 train pairs. sequences keep the last 2 (2 left out by
+    build.sequence_length), item_cooccurrence the last 3 (1 left out by cooccurrence_max_items_per_user)."""
+    rows = [(f"e{k}", "u1", f"i{k}", "view", None, t(26, k + 1), None, D1) for k in range(6)]
+    lake.write_table(events(spark, rows).drop(S.DS), S.EVENTS_CLEAN, D1)
+    report = B.run_build_tables(spark, lake, BuildConfig(sequence_length=2, cooccurrence_max_items_per_user=3),
+                                TrainConfig(num_proc=2), D1)
+    assert report["pairs_by_split"] == {"train": 4, "validation": 1, "test": 1}
+    assert report["train_pairs_left_out_by_reason"] == {"sequence_length": 2, "cooccurrence_max_items_per_user": 1}
+    (history,) = [r[S.HISTORY] for r in lake.read_table(S.SEQUENCES, D1, "").collect()]
+    items = {r[S.ITEM_ID]: r[S.ITEM_IDX] for r in lake.read_table(S.ITEM_VOCAB, D1, "").collect()}
+    assert history == [items["i2"], items["i3"]]  # the two latest train items
+    pairs = {tuple(sorted((r[S.ITEM_IDX], r[S.NEIGHBOR_IDX]))) for r in lake.read_table(S.ITEM_COOCCURRENCE, D1, "").collect()}
+    assert pairs == {tuple(sorted((items[a], items[b]))) for a, b in (("i1", "i2"), ("i1", "i3"), ("i2", "i3"))}
