@@ -195,16 +195,19 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
     return _build(PipelineConfig, data, "").validate()
 
 
-def model_conf_dir() -> str:
-    """Where ``<model>.yaml`` files live: ``$RECSYS_MODEL_CONF_DIR``, else the project's ``conf/models`` (found
-    above the package also when it is imported from ``dist/recsys_spark.zip``, as under spark-submit)."""
-    if "RECSYS_MODEL_CONF_DIR" in os.environ:
-        return os.environ["RECSYS_MODEL_CONF_DIR"]
+def project_root() -> str:
+    """The project checkout holding ``conf/``: the folder above the package, found also when the package is
+    imported from ``dist/recsys_spark.zip`` (as under spark-submit with --py-files)."""
     folder = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for candidate in (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))):
         if os.path.isdir(os.path.join(candidate, "conf", "models")):
-            return os.path.join(candidate, "conf", "models")
-    return os.path.join(folder, "conf", "models")
+            return candidate
+    return folder
+
+
+def model_conf_dir() -> str:
+    """Where ``<model>.yaml`` files live: ``$RECSYS_MODEL_CONF_DIR``, else the project's ``conf/models``."""
+    return os.environ.get("RECSYS_MODEL_CONF_DIR", os.path.join(project_root(), "conf", "models"))
 
 
 def load_model_config(path: Optional[str], overrides: Optional[List[str]], model: str) -> PipelineConfig:

@@ -17,6 +17,7 @@ import hmac
 import os
 from typing import Dict, Iterable, List, Optional
 
+from recsys_spark.config import project_root
 from recsys_spark.config_sections import PrivacyConfig
 from recsys_spark.errors import ConfigError
 
@@ -29,10 +30,6 @@ _HOW_TO = (f"export {KEY_ENV}=$(python -c 'import secrets; print(secrets.token_h
            "secret store (the same key every night: a new key gives every user a new pseudonym)")
 
 
-def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def pseudonym_key(cfg: PrivacyConfig) -> Optional[bytes]:
     """The key as bytes when ``privacy.pseudonymize`` is on, else None; a clear error when it is missing."""
     if not cfg.pseudonymize:
@@ -41,7 +38,7 @@ def pseudonym_key(cfg: PrivacyConfig) -> Optional[bytes]:
     source = f"${KEY_ENV}"
     if not text and cfg.key_file:
         path = os.path.abspath(os.path.expanduser(cfg.key_file))
-        if path.startswith(_repo_root() + os.sep):
+        if path.startswith(project_root() + os.sep):
             raise ConfigError(f"privacy.key_file={cfg.key_file!r} is inside the repository: keep the key in a "
                               f"secret file elsewhere (or in ${KEY_ENV}), never in the repo")
         if not os.path.isfile(path):
