@@ -6,13 +6,33 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark import schemas as S
-from recsys_spark.config_sections import BuildConfig
+from recsys_spark.config_sections import EVENT_TYPES, BuildConfig
 
 CUTOFF = "_cutoff_ts"  # last instant whose events may feed train, per user; NULL = no held-out items
+_TYPES_MASK = "_event_types_mask"
+_SORTED_TYPES = sorted(EVENT_TYPES)
+
+
+def _event_type_bit() -> Column:
+    """The event's type as one bit (bit k = the k-th type in name order): a pair's types are then one
+    ``bit_or``, which Spark aggregates in its fast hash aggregate, where a ``collect_set`` falls back to
+    sorting every pair. A type outside EVENT_TYPES (clean_events lets none through) fails the job."""
+    bit = F.when(F.lit(False), F.lit(0))
+    for k, name in enumerate(_SORTED_TYPES):
+        bit = bit.when(F.col(S.EVENT_TYPE) == name, F.lit(1 << k))
+    return bit.otherwise(F.raise_error(F.concat(
+        F.lit(f"an event type in {S.EVENTS_CLEAN} is not one of {', '.join(_SORTED_TYPES)}: "),
+        F.coalesce(F.col(S.EVENT_TYPE), F.lit("NULL")))))
+
+
+def _event_types_of(mask: Column) -> Column:
+    """The sorted type names of a ``bit_or`` of ``_event_type_bit`` (empty when NULL: no event)."""
+    return F.array_compact(F.array(*[F.when(mask.bitwiseAND(1 << k) != 0, F.lit(name))
+                                     for k, name in enumerate(_SORTED_TYPES)]))
 
 
 def _pair_aggregates(only_when=None, suffix: str = ""):
@@ -27,7 +47,7 @@ def _pair_aggregates(only_when=None, suffix: str = ""):
         F.max_by(S.RATING, of(F.when(F.col(S.RATING).isNotNull(), ts))).alias(S.LAST_RATING + suffix),
         F.min(of(ts)).alias(S.FIRST_TS + suffix),
         F.max(of(ts)).alias(S.LAST_TS + suffix),
-        F.array_sort(F.collect_set(of(F.col(S.EVENT_TYPE)))).alias(S.EVENT_TYPES + suffix),
+        F.bit_or(of(_event_type_bit())).alias(_TYPES_MASK + suffix),
     ]
 
 
@@ -36,12 +56,14 @@ def _tie_of_pair():
     return F.max(S.TIE_BREAK).alias(S.TIE_BREAK)
 
 
-_PAIR_VALUES = (S.WEIGHT, S.EVENT_COUNT, S.LAST_RATING, S.FIRST_TS, S.LAST_TS, S.EVENT_TYPES)
+_PAIR_VALUES = (S.WEIGHT, S.EVENT_COUNT, S.LAST_RATING, S.FIRST_TS, S.LAST_TS, _TYPES_MASK)
 
 
 def aggregate_pairs(indexed_events_df: DataFrame, *keys: str) -> DataFrame:
-    """One row per user-item pair (and ``keys``): summed weight, event count, latest rating, first and last time."""
-    return indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX, *keys).agg(*_pair_aggregates(), _tie_of_pair())
+    """One row per user-item pair (and ``keys``): summed weight, event count, latest rating, first and last
+    time, event types."""
+    return (indexed_events_df.groupBy(S.USER_IDX, S.ITEM_IDX, *keys).agg(*_pair_aggregates(), _tie_of_pair())
+            .withColumn(S.EVENT_TYPES, _event_types_of(F.col(_TYPES_MASK))).drop(_TYPES_MASK))
 
 
 _TEST_ITEM, _VALIDATION_ITEM = "_test_item", "_validation_item"
@@ -109,8 +131,8 @@ def time_cut_interactions(indexed_events_df: DataFrame, validation_start: dt.dat
              .when(~is_train, F.lit(S.SPLIT_VALIDATION))
              .otherwise(F.lit(S.SPLIT_TRAIN)))
     values = [F.when(is_train, F.col(name + "_train")).otherwise(F.col(name)).alias(name) for name in _PAIR_VALUES]
-    return pairs.select(S.USER_IDX, S.ITEM_IDX, *values, S.TIE_BREAK, split.alias(S.SPLIT)).select(
-        *S.INTERACTIONS_SCHEMA.fieldNames())
+    return (pairs.select(S.USER_IDX, S.ITEM_IDX, *values, S.TIE_BREAK, split.alias(S.SPLIT))
+            .withColumn(S.EVENT_TYPES, _event_types_of(F.col(_TYPES_MASK))).select(*S.INTERACTIONS_SCHEMA.fieldNames()))
 
 
 def interactions(indexed_events_df: DataFrame, cfg: BuildConfig, ds: str) -> DataFrame:

@@ -104,6 +104,17 @@ def test_interactions_split_and_graph(spark):
     assert edges == pytest.approx({(0, 0): 1 / 2 ** 0.5, (1, 0): 1 / 2.0, (1, 2): 1 / 2 ** 0.5})
 
 
+def test_an_event_type_outside_the_known_ones_fails_the_interactions_with_its_name(spark):
+    """A pair's event types are aggregated as bits of the known types; a type clean_events would have
+    quarantined is not silently dropped from ``event_types``."""
+    events = spark.createDataFrame(
+        [(0, 0, 1.0, None, t(20, 1), 7, "view"), (0, 1, 1.0, None, t(21, 1), 8, "hover")],
+        "user_idx int, item_idx int, weight double, rating double, event_ts timestamp, tie_break long, "
+        "event_type string")
+    with pytest.raises(Exception, match="is not one of add_to_cart, click, purchase, rating, view: hover"):
+        splits.aggregate_pairs(events).collect()
+
+
 def test_user_cutoffs_take_the_two_latest_items_and_break_ties_by_the_hash(spark):
     indexed = spark.createDataFrame([
         (0, 5, t(20, 1), 1), (0, 5, t(25, 1), 1),   # item 5: first met on day 20, its later event does not count
