@@ -52,14 +52,15 @@ def number_in_order(df: DataFrame, ts_col: str, id_col: str, offset: int = 0) ->
     """Adds ``_index``: offset, offset + 1, ... in (``ts_col``, ``id_col``) order, without one big partition.
 
     Rows fall into hourly buckets that are numbered in parallel; each bucket then starts after the sizes
-    of the earlier ones (one number per bucket reaches the driver). Deterministic for the same input.
+    of the earlier ones (a running sum over the small table of bucket sizes). One query: the bucket sizes
+    and the numbering read the same shuffle of ``df``. Deterministic for the same input.
     """
     df = df.withColumn("_bucket", F.floor(F.unix_seconds(F.col(ts_col)) / 3600))
-    starts, total = [], offset
-    for bucket, size in sorted(tuple(r) for r in df.groupBy("_bucket").count().collect()):
-        starts.append((bucket, total))
-        total += size
-    starts_df = df.sparkSession.createDataFrame(starts, "_bucket long, _start long")
+    # One partition holds the bucket sizes (one row per hour of the window; said explicitly, so that Spark
+    # does not warn about a window without partitions).
+    earlier = Window.partitionBy(F.lit(0)).orderBy("_bucket").rowsBetween(Window.unboundedPreceding, -1)
+    starts_df = df.groupBy("_bucket").agg(F.count(F.lit(1)).alias("_size")).select(
+        "_bucket", (F.lit(offset) + F.coalesce(F.sum("_size").over(earlier), F.lit(0))).alias("_start"))
     within = Window.partitionBy("_bucket").orderBy(F.col(ts_col), F.col(id_col))
     return (df.join(F.broadcast(starts_df), "_bucket")
             .withColumn("_index", F.col("_start") + F.row_number().over(within) - 1)
