@@ -56,20 +56,22 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
     candidates, new_items = candidate_items(seen_items, features, model, n_items, unavailable)
     user_vocab_df = lake.read_table(S.USER_VOCAB, ds, hint).select(S.USER_IDX, S.USER_ID)
     item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
+    names = item_names(lake, ds, n_items)
     # ids are attached per user before ranking and per item inside the executors: no join of the output
     top_df = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df,
                               users_df.join(user_vocab_df, S.USER_IDX), model.scorer, candidates, n_items,
-                              features, new_items)
+                              features, new_items, names)
     recs_df = top_df.select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE, F.lit(model.name).alias(S.MODEL),
                             F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE, S.NEW_ITEM)
-    seen_df = ((interactions_df if excluded is None else excluded).select(S.USER_IDX, S.ITEM_IDX).distinct()
-               .join(user_vocab_df, on=S.USER_IDX).join(item_vocab_df, on=S.ITEM_IDX).select(S.USER_ID, S.ITEM_ID))
+    # (user_id, item_idx): validation numbers the recommended items by the same index (names)
+    seen_df = ((interactions_df if excluded is None else excluded).select(S.USER_IDX, S.ITEM_IDX)
+               .join(user_vocab_df, on=S.USER_IDX).select(S.USER_ID, S.ITEM_IDX))
     unavailable_df = (spark.createDataFrame([(int(i),) for i in unavailable], f"{S.ITEM_IDX} int")
                       .join(item_vocab_df, S.ITEM_IDX).select(S.ITEM_ID)) if len(unavailable) else None
     active_df = None if excluded is None else (  # (else: the users of seen_df, every active user)
         interactions_df.select(S.USER_IDX).distinct().join(user_vocab_df, S.USER_IDX).select(S.USER_ID))
     expect = publication.Expectations(seen_df, cfg.score.top_n, int(candidates.sum()), model.version, unavailable_df,
-                                      active_df)
+                                      active_df, names)
     details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
                "top_n": cfg.score.top_n, "new_item_candidates": int(new_items.sum())}
     manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
@@ -141,8 +143,17 @@ def read_features(lake, ds: str, n_items: int):
     return local.read_item_features(lake.url(path), n_items)
 
 
+def item_names(lake, ds: str, n_items: int) -> np.ndarray:
+    """[n_items] item id by item index (object array)."""
+    vocab = lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).toPandas()
+    names = np.empty(n_items, dtype=object)
+    names[vocab[S.ITEM_IDX].to_numpy()] = vocab[S.ITEM_ID].to_numpy()
+    return names
+
+
 def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,
-                     candidates, n_items: int, features=None, new_items: Optional[np.ndarray] = None):
+                     candidates, n_items: int, features=None, new_items: Optional[np.ndarray] = None,
+                     names: Optional[np.ndarray] = None):
     """Top-N rows (user_idx, item_idx, rank, score, because, reason) for every user of ``users_df``: the model's
     where it can score the user, else a fallback (``recsys_spark/fallback.py``). An embedding model's user
     vectors take in the events since its training (``score.fold_in``). ``new_items`` [n_items] bool marks
@@ -171,9 +182,7 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
     scorers = {fallback.MODEL: lambda: scorer, fallback.CONTENT_FALLBACK: lambda: ProfileScorer(features),
                fallback.POPULARITY_FALLBACK: lambda: ItemPriorScorer(fallback.recent_popularity(
                    interactions_df, n_items, cfg.score.fallback_recent_days))}
-    vocab = lake.read_table(S.ITEM_VOCAB, ds, "").select(S.ITEM_IDX, S.ITEM_ID).toPandas()
-    names = np.empty(n_items, dtype=object)
-    names[vocab[S.ITEM_IDX].to_numpy()] = vocab[S.ITEM_ID].to_numpy()
+    names = item_names(lake, ds, n_items) if names is None else names
     # a scorer larger than score.max_broadcast_mb (an items x items matrix) is broadcast in blocks of items
     parts = [top_k_spark_in_item_blocks(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates,
                                         cfg.score.top_n, cfg.score.max_broadcast_mb * 2 ** 20,

@@ -4,6 +4,7 @@ readers follow, a crash at each step leaving the previous version readable, prun
 import json
 import os
 
+import numpy as np
 import pytest
 
 from recsys_spark import publication
@@ -172,3 +173,40 @@ def test_nulls_are_found_in_the_columns_the_files_do_not_declare_required(spark,
     # written with the schema's nullability, every column is REQUIRED: no null scan at all
     written = publish(spark, lake, good(spark))["path"]
     assert required_columns(spark, written) == set(S.RECOMMENDATIONS_SCHEMA.fieldNames())
+
+
+def test_a_users_rows_split_over_files_are_checked_as_one_list(spark, tmp_path):
+    """u1's two rows lie in two files and repeat i1: the repeat is found across files, and the lengths
+    add up; rows naming an item outside the catalogue or mixing reasons are named."""
+    path = str(tmp_path / "split")
+    recs(spark, [("u1", "i1", 1), ("u2", "i3", 1)]).coalesce(1).write.parquet(path)
+    recs(spark, [("u1", "i1", 2)]).coalesce(1).write.mode("append").parquet(path)
+    assert len([f for f in os.listdir(path) if f.endswith(".parquet")]) == 2
+    with pytest.raises(DataQualityError, match=r"failed validation: 1 user\(s\) with a repeated item\. Nothing"):
+        publication.validate_version(spark, path, expect(spark))
+    mixed = str(tmp_path / "mixed")
+    rows = [("u1", "i1", 1, 1.0, "mf", "v1", "model", [], False), ("u1", "i9", 2, 0.5, "mf", "v1", "popularity_fallback",
+                                                                    [], False), ("u2", "i3", 1, 1.0, "mf", "v1", "x", [], False)]
+    spark.createDataFrame(rows, S.RECOMMENDATIONS_SCHEMA).write.parquet(mixed)
+    check = expect(spark)
+    check.item_ids = np.array(["i0", "i1", "i2", "i3"], dtype=object)
+    with pytest.raises(DataQualityError) as refused:
+        publication.validate_version(spark, mixed, check)
+    assert str(refused.value).split("failed validation: ")[1].split(". Nothing")[0] == (
+        "1 recommended item(s) outside the catalogue; 1 user(s) whose reason is not one of model, content_fallback, "
+        "popularity_fallback; 1 user(s) whose rows give more than one reason")
+
+
+def test_per_user_lists_of_one_batch_against_a_hand_count():
+    import pyarrow as pa
+
+    from recsys_spark.publication_lists import lists_of
+
+    part = pa.RecordBatch.from_pydict({
+        S.USER_ID: ["u2", "u1", "u2", None, "u1"], S.ITEM_ID: ["b", "a", "z", "a", "c"],
+        S.REASON: ["model", "model", "model", "model", None], S.MODEL_VERSION: ["v1", "v1", "v2", "v1", "v1"],
+        S.SCORE: [1.0, None, 0.5, 0.2, 0.1]})
+    out = lists_of(part, pa.array(["a", "b", "c"]), np.array([2]), [S.SCORE, S.REASON]).to_pydict()
+    assert out == {S.USER_ID: ["u2", "u1", None], "items": [[1], [0, 2], [0]], "rows": [2, 2, 1],
+                   "outside": [1, 0, 0], "unavailable": [0, 1, 0], "nulls": [0, 2, 0],
+                   "reasons": [["model"], ["model", None], ["model"]], "versions": [["v1", "v2"], ["v1"], ["v1"]]}

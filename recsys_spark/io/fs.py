@@ -20,11 +20,12 @@ def resolve(location: str) -> Tuple["object", str]:
     """(pyarrow filesystem, path on it) of a local path or URL."""
     import pyarrow.fs as pafs
 
+    if location.startswith("file:"):  # file:///a b, file:/a b: literal local paths
+        path = location[len("file:"):]
+        return pafs.LocalFileSystem(), path[2:] if path.startswith("//") else path
     if "://" not in location:
         return pafs.LocalFileSystem(), location
     parts = urlsplit(location)
-    if parts.scheme == "file":
-        return pafs.LocalFileSystem(), location[len("file://"):]
     scheme = _HADOOP_TO_ARROW.get(parts.scheme, parts.scheme)
     return pafs.FileSystem.from_uri(quote(f"{scheme}://{location.split('://', 1)[1]}", safe=":/?=&%@"))
 
@@ -50,6 +51,15 @@ def read_parquet(location: str, columns: Optional[Sequence[str]] = None):
 
     fs, path = resolve(location)
     return pq.read_table(path, columns=list(columns) if columns else None, filesystem=fs)
+
+
+def iter_parquet_batches(location: str, columns: Sequence[str], batch_size: int = 1 << 20):
+    """The record batches of one Parquet file, ``batch_size`` rows at most each (memory bounded by it)."""
+    import pyarrow.parquet as pq
+
+    fs, path = resolve(location)
+    with fs.open_input_file(path) as fh:
+        yield from pq.ParquetFile(fh).iter_batches(batch_size=batch_size, columns=list(columns))
 
 
 def parquet_metadata(location: str):
