@@ -123,12 +123,13 @@ class DotScorer(Scorer):
         unit = self.unit_items()
         support = np.matmul(unit[np.maximum(items, 0)], np.swapaxes(unit[np.maximum(history, 0)], 1, 2))
         support = np.where(history[:, np.newaxis, :] >= 0, support, -np.inf)
-        order = np.argsort(-support, axis=2, kind="stable")[:, :, :n]  # ties: the newer history item
-        top = np.take_along_axis(support, order, axis=2)
-        ids = np.take_along_axis(np.broadcast_to(history[:, np.newaxis, :], support.shape), order, axis=2)
-        ids = np.where((top > 0) & (items >= 0)[..., np.newaxis], ids, -1)
-        if ids.shape[2] < n:
-            ids = np.concatenate([ids, np.full(ids.shape[:2] + (n - ids.shape[2],), -1, np.int64)], axis=2)
+        ids = np.full(items.shape + (n,), -1, np.int64)
+        rows = np.arange(len(history))[:, np.newaxis]
+        for slot in range(min(n, width)):  # the best left, n times (argmax: ties to the newer history item)
+            best = np.argmax(support, axis=2)
+            top = np.take_along_axis(support, best[..., np.newaxis], axis=2)[..., 0]
+            ids[..., slot] = np.where((top > 0) & (items >= 0), history[rows, best], -1)
+            np.put_along_axis(support, best[..., np.newaxis], -np.inf, axis=2)
         return ids
 
 
