@@ -6,7 +6,7 @@ each user's list of item numbers (the catalogue's order), with counts of the row
 their own; Spark then merges a user's partial lists (a user's rows may lie in several files), meets each
 list with the user's history once and counts every problem: coverage, length, repeats, seen and
 unavailable items, items outside the catalogue, model versions, reasons, nulls. Nulls are looked for only
-in the columns that the files' footers do not declare REQUIRED. Every check is exact.
+in the columns that a file's footer does not declare REQUIRED. Every check is exact.
 """
 
 from __future__ import annotations
@@ -55,8 +55,6 @@ class Expectations:
 def validate_version(spark, path: str, expect: Expectations) -> Dict:
     """Checks a written version; raises DataQualityError listing every failed check. Returns
     ``{"users", "rows", "users_by_reason"}``."""
-    from recsys_spark.io.footers import required_columns
-
     item_ids = expect.item_ids
     if item_ids is None:
         item_ids = np.array(sorted(r[0] for r in spark.read.parquet(path).select(S.ITEM_ID).union(
@@ -64,9 +62,7 @@ def validate_version(spark, path: str, expect: Expectations) -> Dict:
     number = {item: i for i, item in enumerate(item_ids)}
     unavailable = [] if expect.unavailable_df is None else sorted(
         {number.get(r[0], -1) for r in expect.unavailable_df.distinct().collect()} - {-1})
-    # a column the files declare REQUIRED holds no null by format: only the others are scanned for nulls
-    nullable = [c for c in S.RECOMMENDATIONS_SCHEMA.fieldNames() if c not in required_columns(spark, path)]
-    lists = per_user_lists(spark, path, item_ids, np.array(unavailable, np.int64), nullable)
+    lists = per_user_lists(spark, path, item_ids, np.array(unavailable, np.int64))
     found = checks(lists, seen_numbers(spark, expect, item_ids), expect, unavailable)
     problems = []
     if found["nulls"]:

@@ -33,14 +33,14 @@ LISTS_SCHEMA = T.StructType([
 
 
 def per_user_lists(spark, path: str, item_ids: np.ndarray, unavailable: np.ndarray,
-                   nullable: Sequence[str] = (), batch_rows: int = 1 << 20) -> DataFrame:
+                   batch_rows: int = 1 << 20) -> DataFrame:
     """The partial per-user rows (:data:`LISTS_SCHEMA`) of the Parquet folder ``path``, one task per file.
-    ``nullable``: the columns to scan for nulls."""
+    Nulls are looked for in the columns of the table that the file does not declare REQUIRED (the format
+    stores no null in a REQUIRED column)."""
     from recsys_spark.io import fs
 
     location = path if "://" in path or path.startswith("file:") else f"file://{path}"
     files = fs.parquet_files(location)
-    columns = sorted({S.USER_ID, S.ITEM_ID, S.REASON, S.MODEL_VERSION} | set(nullable))
     shared = spark.sparkContext.broadcast((files, item_ids, np.asarray(unavailable, np.int64)))
 
     def read_files(batches: Iterator) -> Iterator:
@@ -50,6 +50,10 @@ def per_user_lists(spark, path: str, item_ids: np.ndarray, unavailable: np.ndarr
         catalogue = pa.array(catalogue, pa.string())
         for batch in batches:
             for file in batch.column(0).to_numpy():
+                schema = fs.parquet_schema(names[file])
+                nullable = [c for c in S.RECOMMENDATIONS_SCHEMA.fieldNames()
+                            if c in schema.names and schema.field(c).nullable]
+                columns = sorted({S.USER_ID, S.ITEM_ID, S.REASON, S.MODEL_VERSION} | set(nullable))
                 for part in fs.iter_parquet_batches(names[file], columns, batch_rows):
                     if part.num_rows:
                         yield lists_of(part, catalogue, not_available, nullable)

@@ -155,10 +155,16 @@ def test_keep_versions_and_rollback(spark, lake):
     assert missing.returncode == 2 and "nothing is published for ds=2026-11-27" in missing.stderr
 
 
+def required_columns(path):
+    """The columns every Parquet file of the folder declares REQUIRED (not nullable in Arrow's terms)."""
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".parquet")]
+    return set.intersection(*[{field.name for field in schema if not field.nullable} for schema in schemas])
+
+
 def test_nulls_are_found_in_the_columns_the_files_do_not_declare_required(spark, lake, tmp_path):
     from pyspark.sql import types as T
-
-    from recsys_spark.io.footers import required_columns
 
     loose = T.StructType([T.StructField(f.name, f.dataType, f.name in (S.USER_ID, S.BECAUSE))
                           for f in S.RECOMMENDATIONS_SCHEMA.fields])
@@ -167,12 +173,12 @@ def test_nulls_are_found_in_the_columns_the_files_do_not_declare_required(spark,
             ("u2", "i3", 1, 1.0, "mf", "v1", "model", None, False)]
     path = str(tmp_path / "loose")
     spark.createDataFrame(rows, loose).write.parquet(path)
-    assert required_columns(spark, path) == set(S.RECOMMENDATIONS_SCHEMA.fieldNames()) - {S.USER_ID, S.BECAUSE}
+    assert required_columns(path) == set(S.RECOMMENDATIONS_SCHEMA.fieldNames()) - {S.USER_ID, S.BECAUSE}
     with pytest.raises(DataQualityError, match=r"failed validation: 2 row\(s\) with a null\. Nothing"):
         publication.validate_version(spark, path, expect(spark))
     # written with the schema's nullability, every column is REQUIRED: no null scan at all
     written = publish(spark, lake, good(spark))["path"]
-    assert required_columns(spark, written) == set(S.RECOMMENDATIONS_SCHEMA.fieldNames())
+    assert required_columns(written) == set(S.RECOMMENDATIONS_SCHEMA.fieldNames())
 
 
 def test_a_users_rows_split_over_files_are_checked_as_one_list(spark, tmp_path):

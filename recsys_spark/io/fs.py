@@ -53,6 +53,15 @@ def read_parquet(location: str, columns: Optional[Sequence[str]] = None):
     return pq.read_table(path, columns=list(columns) if columns else None, filesystem=fs)
 
 
+def parquet_schema(location: str):
+    """The Arrow schema of one Parquet file, from its footer (a REQUIRED column is not nullable)."""
+    import pyarrow.parquet as pq
+
+    fs, path = resolve(location)
+    with fs.open_input_file(path) as fh:
+        return pq.ParquetFile(fh).schema_arrow
+
+
 def iter_parquet_batches(location: str, columns: Sequence[str], batch_size: int = 1 << 20):
     """The record batches of one Parquet file, ``batch_size`` rows at most each (memory bounded by it)."""
     import pyarrow.parquet as pq
