@@ -11,11 +11,12 @@ DS ?= $(shell date -u +%F)
 CONF ?= conf/nightly.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup package demo test test-fast test-slow nightly bench-etl benchmark-quality clean-lake check-java help
+.PHONY: setup package demo test test-slow test-all nightly bench-etl benchmark-quality clean-lake check-java help
 
 help:
 	@echo "make demo   - set up if needed, generate synthetic data and run the nightly pipeline (LAKE=$(LAKE))"
-	@echo "make test   - set up if needed, run the test suite"
+	@echo "make test   - set up if needed, run the test suite but the tests marked slow"
+	@echo "make test-slow / test-all - the slow tests (end to end, Horovod, cluster, Airflow) / everything"
 	@echo "make setup  - create $(VENV) (jobs) and $(AIRFLOW_VENV) (Airflow) from the pinned stack"
 	@echo "make package - build dist/recsys_spark.zip, the package the DAG ships to Spark executors"
 
@@ -69,11 +70,16 @@ demo: setup
 nightly: setup
 	$(PY) -m jobs.nightly --ds $(DS) --lake $(LAKE) --conf $(CONF)
 
+# make test: everything but the tests marked slow (end to end, Horovod, the cluster, the Airflow run), which
+# CI (.ci/run) runs after it with make test-slow; make test-all runs both in one session.
 test: setup package
-	$(PY) -m pytest tests $(PYTEST_ARGS)
-
-test-fast: setup package
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup package
+	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+
+test-all: setup package
+	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench-etl: setup
 	$(PY) bench/etl.py
