@@ -39,8 +39,7 @@ def per_user_lists(spark, path: str, item_ids: np.ndarray, unavailable: np.ndarr
     stores no null in a REQUIRED column)."""
     from recsys_spark.io import fs
 
-    location = path if "://" in path or path.startswith("file:") else f"file://{path}"
-    files = fs.parquet_files(location)
+    files = fs.parquet_files(path)
     shared = spark.sparkContext.broadcast((files, item_ids, np.asarray(unavailable, np.int64)))
 
     def read_files(batches: Iterator) -> Iterator:
