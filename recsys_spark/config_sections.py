@@ -142,7 +142,10 @@ class TrainConfig:
     # Horovod start-up: every rank must be running within this many seconds (a cluster without free task
     # slots, or ranks that cannot reach each other, fails the job instead of waiting forever)
     start_timeout_s: int = 600
-    reader_workers: int = 2
+    # Petastorm reader threads per rank. One keeps each epoch's row-group order fixed, so a run, its rerun
+    # and a resumed run see the same batches; with more, Petastorm's thread pool hands row groups over in
+    # the order they finish (uber/petastorm#551), and training is no longer reproducible.
+    reader_workers: int = 1
     shuffle_buffer: int = 10000
 
 
