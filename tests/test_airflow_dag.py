@@ -10,7 +10,7 @@ import pytest
 from recsys_spark import schemas as S
 from recsys_spark.data.synthetic import write_raw
 
-from .conftest import REPO, TEST_CONF, jobs_env
+from .conftest import PACKAGE, REPO, TEST_CONF, jobs_env
 
 AIRFLOW_BIN = os.path.join(REPO, ".venv-airflow", "bin")
 DAGS = os.path.join(REPO, "airflow_dags")
@@ -62,7 +62,7 @@ def test_dag_imports_and_is_wired_in_order(tmp_path):
         assert task["application_args"] == ["--ds", "{{ ds }}", "--lake", str(tmp_path / "lake"), "--conf", TEST_CONF]
         assert task["env_vars"]["PYSPARK_PYTHON"] == os.path.join(REPO, ".venv", "bin", "python")
         # the package reaches the executors, Spark settings come from conf/
-        assert task["py_files"] == os.path.join(REPO, "dist", "recsys_spark.zip")
+        assert task["py_files"] == PACKAGE
         assert task["properties_file"] == os.path.join(REPO, "conf", "spark-defaults.conf")
     # policy: every task has a time limit; jobs retry with exponential back-off up to an hour apart
     for name, task in tasks.items():
@@ -72,18 +72,18 @@ def test_dag_imports_and_is_wired_in_order(tmp_path):
 
 
 def test_the_package_the_dag_ships_holds_every_module():
-    import zipfile
+    """dist/recsys_spark.zip holds exactly the modules of recsys_spark/, byte for byte."""
+    from .conftest import package_differences
 
-    shipped = set(zipfile.ZipFile(os.path.join(REPO, "dist", "recsys_spark.zip")).namelist())
+    assert package_differences() == []
     modules = {os.path.relpath(os.path.join(root, name), REPO) for root, _, names in os.walk(os.path.join(REPO, "recsys_spark"))
                for name in names if name.endswith(".py") and "__pycache__" not in root}
-    assert shipped == modules
     # every folder is a regular package: zipimport (how executors import --py-files) has no namespace packages
     assert {os.path.dirname(m) for m in modules} <= {os.path.dirname(m) for m in modules if m.endswith("__init__.py")}
 
 
 @pytest.mark.slow
-def test_airflow_dags_test_runs_two_nights_in_a_row(tmp_path, tiny_cfg, spark):
+def test_airflow_dags_test_runs_two_nights_in_a_row(tmp_path, package, tiny_cfg, spark):
     """A backfill of two consecutive dates with `airflow dags test`: each night runs every task for real
     (the package shipped with --py-files) and writes its own partitions, keeps every id the night before
     gave, and publishes its own table. Then, on a third date whose gate refused, publication_approved

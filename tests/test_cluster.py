@@ -20,14 +20,13 @@ from recsys_spark.data.synthetic import write_raw
 
 from recsys_spark.privacy import KEY_ENV
 
-from .conftest import REPO, TEST_CONF, jobs_env
+from .conftest import PACKAGE, REPO, TEST_CONF, jobs_env
 from .test_pipeline_e2e import NIGHTLY_OVERRIDES, PSEUDONYM_KEY, nightly, table_checksum  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow
 
 DS = "2026-11-27"
 BIN = os.path.dirname(sys.executable)
-PACKAGE = os.path.join(REPO, "dist", "recsys_spark.zip")
 SPARK_DEFAULTS = os.path.join(REPO, "conf", "spark-defaults.conf")
 ETL_TABLES = [S.EVENTS_CLEAN, S.USER_VOCAB, S.ITEM_VOCAB, S.INTERACTIONS, S.TRAIN, S.VALIDATION, S.TEST,
               S.SEQUENCES, S.GRAPH_EDGES, S.ITEM_FEATURES]
@@ -129,7 +128,7 @@ def _executor_pids(cluster):
 
 
 @pytest.fixture(scope="module")
-def cluster_run(cluster, tiny_cfg, tmp_path_factory):
+def cluster_run(cluster, package, tiny_cfg, tmp_path_factory):
     """The local-mode nightly's run (same raw data, conf, overrides and pseudonym key), submitted to the
     cluster; one executor is SIGKILLed as soon as build_tables has written its first table (fault b)."""
     root = str(tmp_path_factory.mktemp("cluster") / "lake")
@@ -168,10 +167,11 @@ def test_the_nightly_on_a_standalone_cluster_matches_local_mode(cluster_run, nig
         assert checksum(spark, root, table) == checksum(spark, lake.root, table), table
     here, there = metrics_of(spark, root), metrics_of(spark, lake.root)
     assert set(here) == set(there) and len(here) > 100
-    for key, value in here.items():
-        assert value == pytest.approx(there[key], abs=1e-6 if key[0] == "mf" else 1e-9), key
-    worst = max(abs(v - there[k]) for k, v in here.items())
     mf = {r: json.load(open(os.path.join(r, S.model_table("mf"), f"ds={DS}", "metadata.json"))) for r in (root, lake.root)}
+    training = {where: _training_of(mf[r]) for where, r in (("cluster", root), ("local", lake.root))}
+    for key, value in here.items():
+        assert value == pytest.approx(there[key], abs=1e-6 if key[0] == "mf" else 1e-9), (key, training)
+    worst = max(abs(v - there[k]) for k, v in here.items())
     assert mf[root]["num_proc"] == 2 and mf[root]["epochs_run"] == mf[lake.root]["epochs_run"]
     same = mf[root]["weights_digest"] == mf[lake.root]["weights_digest"]
     print(f"cluster vs local: largest metric difference {worst:.2e}; mf weights {'bit-identical' if same else 'differ'}")
@@ -195,6 +195,13 @@ def test_an_executor_killed_mid_etl_costs_only_time(cluster_run, nightly, spark)
     assert max(launched) > int(lost.group(2)) and len(launched) >= 3  # a replacement took over its tasks
     for table in ETL_TABLES:
         assert checksum(spark, cluster_run["root"], table) == checksum(spark, lake.root, table), table
+
+
+def _training_of(metadata):
+    """What decides mf's weights, for the failure message: the refit's inputs and digests, the reader."""
+    refit = metadata["refit_on_train_and_validation"] or {}
+    return {"digest": metadata["weights_digest"][:12], "refit_digest": refit.get("weights_digest", "")[:12],
+            "refit_losses": refit.get("epoch_losses", [])[:3], "reader_workers": metadata["train_spec"]["reader_workers"]}
 
 
 def checksum(spark, root, table):
