@@ -215,7 +215,12 @@ class Lake:
     def _write_parquet(df: DataFrame, path: str, *, files: Optional[int] = None,
                        row_group_bytes: Optional[int] = None) -> None:
         if files is not None:
-            df = df.repartition(files)
+            # each file's rows in an order fixed by their content (a seeded hash of every column): the
+            # shuffle hands a partition its blocks in the order they arrive (on a cluster, the executor's
+            # own first), and Petastorm feeds the ranks rows in file order, so the weights depend on it
+            from pyspark.sql import functions as F
+
+            df = df.repartition(files).sortWithinPartitions(F.xxhash64(*[F.col(c) for c in df.columns]))
         writer = df.write.mode("overwrite")
         if row_group_bytes is not None:
             writer = writer.option("parquet.block.size", str(row_group_bytes))
