@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 from pyspark.sql import DataFrame
@@ -18,6 +18,7 @@ from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.evaluate.gate import read_decision
 from recsys_spark.evaluate.ranking import candidates_of, top_k_spark_in_item_blocks
 from recsys_spark.evaluate.scorer_views import padded
+from recsys_spark.io.parquet_parts import WRITTEN_ROWS, PartSink, remove_attempts
 from recsys_spark.model_store import load_model
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,19 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
     user_vocab_df = lake.read_table(S.USER_VOCAB, ds, hint).select(S.USER_IDX, S.USER_ID)
     item_vocab_df = lake.read_table(S.ITEM_VOCAB, ds, hint).select(S.ITEM_IDX, S.ITEM_ID)
     names = item_names(lake, ds, n_items)
-    # ids are attached per user before ranking and per item inside the executors: no join of the output
-    top_df = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df,
-                              users_df.join(user_vocab_df, S.USER_IDX), model.scorer, candidates, n_items,
-                              features, new_items, names)
-    recs_df = top_df.select(S.USER_ID, S.ITEM_ID, S.RANK, S.SCORE, F.lit(model.name).alias(S.MODEL),
-                            F.lit(model.version).alias(S.MODEL_VERSION), S.REASON, S.BECAUSE, S.NEW_ITEM)
+
+    def write(path: str) -> None:
+        """The scoring tasks write the version's files themselves (pyarrow; ids attached per user before
+        ranking and per item inside the executors, no join of the output), one file per task and route."""
+        def sink_of(route: str):
+            return PartSink(path, route, S.RECOMMENDATIONS_SCHEMA, {S.MODEL: model.name, S.MODEL_VERSION: model.version,
+                                                                    S.REASON: route}, plain_columns=(S.ITEM_ID, S.BECAUSE))
+        written = score_every_user(lake, cfg, ds, decision["champion_ds"], interactions_df,
+                                   users_df.join(user_vocab_df, S.USER_IDX), model.scorer, candidates, n_items,
+                                   features, new_items, names, sink_of=sink_of).collect()
+        left = remove_attempts(path)
+        log.info("%d rows written in %d files%s", sum(r[WRITTEN_ROWS] for r in written), len(written),
+                 f"; removed {len(left)} file(s) of failed task attempts" if left else "")
     # (user_id, item_idx): validation numbers the recommended items by the same index (names)
     seen_df = ((interactions_df if excluded is None else excluded).select(S.USER_IDX, S.ITEM_IDX)
                .join(user_vocab_df, on=S.USER_IDX).select(S.USER_ID, S.ITEM_IDX))
@@ -74,7 +82,7 @@ def run_score(spark, lake, cfg: PipelineConfig, ds: str) -> Dict:
                                       active_df, names)
     details = {"model": model.name, "model_version": model.version, "model_ds": decision["champion_ds"],
                "top_n": cfg.score.top_n, "new_item_candidates": int(new_items.sum())}
-    manifest = publication.publish(spark, lake, ds, recs_df, expect, details, cfg.score.keep_versions)
+    manifest = publication.publish(spark, lake, ds, write, expect, details, cfg.score.keep_versions)
     return {"path": lake.partition_path(S.RECOMMENDATIONS, ds), "version_path": manifest["path"],
             "version": manifest["version"], "users": manifest["users"], "rows": manifest["rows"],
             "users_by_reason": manifest["users_by_reason"], "model": model.name, "model_version": model.version,
@@ -153,11 +161,12 @@ def item_names(lake, ds: str, n_items: int) -> np.ndarray:
 
 def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interactions_df, users_df, scorer,
                      candidates, n_items: int, features=None, new_items: Optional[np.ndarray] = None,
-                     names: Optional[np.ndarray] = None):
+                     names: Optional[np.ndarray] = None, sink_of: Optional[Callable[[str], PartSink]] = None):
     """Top-N rows (user_idx, item_idx, rank, score, because, reason) for every user of ``users_df``: the model's
     where it can score the user, else a fallback (``recsys_spark/fallback.py``). An embedding model's user
     vectors take in the events since its training (``score.fold_in``). ``new_items`` [n_items] bool marks
-    the candidates without any interaction (the ``new_item`` column)."""
+    the candidates without any interaction (the ``new_item`` column). With ``sink_of`` (route -> where its
+    rows go) the tasks write the rows and the DataFrame says which files (:mod:`recsys_spark.io.parquet_parts`)."""
     from recsys_spark import fallback
     from recsys_spark.evaluate.fold_in import with_fold_in
     from recsys_spark.evaluate.scorers import ItemPriorScorer, ProfileScorer
@@ -184,13 +193,15 @@ def score_every_user(lake, cfg: PipelineConfig, ds: str, model_ds: str, interact
                    interactions_df, n_items, cfg.score.fallback_recent_days))}
     names = item_names(lake, ds, n_items) if names is None else names
     # a scorer larger than score.max_broadcast_mb (an items x items matrix) is broadcast in blocks of items
-    parts = [top_k_spark_in_item_blocks(routed.filter(F.col(fallback.ROUTE) == route), make(), candidates,
-                                        cfg.score.top_n, cfg.score.max_broadcast_mb * 2 ** 20,
-                                        users_per_batch=cfg.score.users_per_batch, explain_names=names,
-                                        carry=[S.USER_ID], new_items=new_items,
-                                        seen_col=SEEN if SEEN in users_df.columns else None)
-             .withColumn(S.REASON, F.lit(route))
-             for route, make in scorers.items() if routes.get(route)]  # a fallback nobody needs is not built
+    parts = []
+    for route in [r for r in scorers if routes.get(r)]:  # a fallback nobody needs is not built
+        part = top_k_spark_in_item_blocks(routed.filter(F.col(fallback.ROUTE) == route), scorers[route](), candidates,
+                                          cfg.score.top_n, cfg.score.max_broadcast_mb * 2 ** 20,
+                                          users_per_batch=cfg.score.users_per_batch, explain_names=names,
+                                          carry=[S.USER_ID], new_items=new_items,
+                                          seen_col=SEEN if SEEN in users_df.columns else None,
+                                          sink=sink_of(route) if sink_of else None)
+        parts.append(part if sink_of else part.withColumn(S.REASON, F.lit(route)))
     if not parts:
         raise DataQualityError(f"interactions for ds={ds} hold no user: there is nobody to recommend to")
     return functools.reduce(DataFrame.unionByName, parts)

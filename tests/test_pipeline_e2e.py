@@ -173,7 +173,7 @@ def test_model_export_and_metadata(nightly):
 def test_score_runs_under_spark_submit(nightly):
     lake, _, _ = nightly
     spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
-    before = os.listdir(lake.partition_path(S.RECOMMENDATIONS, DS))
+    before = os.path.realpath(lake.partition_path(S.RECOMMENDATIONS, DS))  # the version ds=<ds> points at
     proc = subprocess.run(
         [spark_submit, "--master", "local[2]", os.path.join(REPO, "jobs", "score.py"), "--ds", DS,
          "--lake", lake.root, "--conf", TEST_CONF],
@@ -185,8 +185,10 @@ def test_score_runs_under_spark_submit(nightly):
     assert re.search(rf"INFO \[score\] ds={DS} done in [\d.]+ s\n", proc.stdout)
     quiet = run_job("jobs.score", "--ds", DS, "--lake", lake.root, "--conf", TEST_CONF, "--log-level", "warning")
     assert quiet.returncode == 0 and " INFO " not in quiet.stdout
-    after = os.listdir(lake.partition_path(S.RECOMMENDATIONS, DS))
-    assert sorted(before) != sorted(after)  # a new set of part files replaced the old one
+    after = os.path.realpath(lake.partition_path(S.RECOMMENDATIONS, DS))
+    assert before != after and os.path.dirname(before) == os.path.dirname(after)  # a new version of the day
+    files = [n for n in os.listdir(after) if n.endswith(".parquet")]  # one per scoring task, named by its reason
+    assert files and all(re.fullmatch(r"part-model-\d{5}\.parquet", n) for n in files), files
 
 
 def table_checksum(df) -> str:

@@ -7,7 +7,7 @@ ones. Memory is bounded by ``block x n_items`` scores at a time.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 from pyspark.sql import DataFrame
@@ -15,6 +15,9 @@ from pyspark.sql import types as T
 
 from recsys_spark import schemas as S
 from recsys_spark.evaluate.scorers import Scorer
+
+if TYPE_CHECKING:
+    from recsys_spark.io.parquet_parts import PartSink
 
 TOP_K_SCHEMA = T.StructType(
     [
@@ -146,7 +149,7 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
                 users_per_batch: int = 512, history_col: str = S.HISTORY,
                 explain_names: Optional[np.ndarray] = None, carry: Sequence[str] = (),
                 new_items: Optional[np.ndarray] = None, seen_col: Optional[str] = None,
-                item_offset: int = 0) -> DataFrame:
+                item_offset: int = 0, sink: Optional["PartSink"] = None) -> DataFrame:
     """Top-``k`` per user in Spark executors: (user_idx, history array<int>) -> (user_idx, item_idx, rank, score).
 
     The scorer (broadcast) reads each user's history, which is also masked (or ``seen_col``'s items, when
@@ -156,6 +159,8 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
     and ``new_item`` (``new_items`` [n_items] bool: items without any interaction). ``carry``: columns of
     ``users_df`` repeated on each of the user's rows (e.g. ``user_id``). ``item_offset``: the scorer scores
     the items from this global id on (a block of :meth:`Scorer.columns`; ``is_candidate`` is that block's).
+    With ``sink`` each task writes its rows to its own Parquet file there instead (pyarrow, in the task:
+    the rows never go through the JVM) and the DataFrame holds one row (file, rows) per file written.
     """
     spark = users_df.sparkSession
     if explain_names is not None and new_items is None:
@@ -166,7 +171,7 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
     fields = TOP_K_SCHEMA.fields + (EXPLAINED_FIELDS if explain_names is not None else [])
     schema = T.StructType(fields + [users_df.schema[c] for c in carry])
 
-    def rank_partition(batches: Iterator) -> Iterator:
+    def ranked(batches: Iterator) -> Iterator:
         # Arrow in, Arrow out: the rows (and their because lists) are built from arrays and offsets, never
         # as Python objects one by one.
         import pyarrow as pa
@@ -205,7 +210,12 @@ def top_k_spark(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k
                 yield pa.RecordBatch.from_arrays(arrays, names=schema.fieldNames())
 
     inputs = [S.USER_IDX, history_col] + ([seen_col] if seen_col else []) + carry
-    return users_df.select(*inputs).mapInArrow(rank_partition, schema=schema)
+    if sink is not None:
+        from recsys_spark.io.parquet_parts import WRITTEN_SCHEMA, write_batches
+
+        return users_df.select(*inputs).mapInArrow(lambda batches: write_batches(sink, ranked(batches)),
+                                                   schema=WRITTEN_SCHEMA)
+    return users_df.select(*inputs).mapInArrow(ranked, schema=schema)
 
 
 def _lists(column) -> list:
@@ -216,10 +226,11 @@ def _lists(column) -> list:
 
 
 def top_k_spark_in_item_blocks(users_df: DataFrame, scorer: Scorer, is_candidate: np.ndarray, k: int,
-                               max_broadcast_bytes: float, **kwargs) -> DataFrame:
+                               max_broadcast_bytes: float, sink: Optional["PartSink"] = None, **kwargs) -> DataFrame:
     """:func:`top_k_spark` with the scorer's items split into blocks when the scorer is larger than
     ``max_broadcast_bytes``: each block (:meth:`Scorer.columns`) is broadcast and ranked on its own, then
-    each user's best ``k`` over the blocks are kept (ties to the lower item index, as in one pass)."""
+    each user's best ``k`` over the blocks are kept (ties to the lower item index, as in one pass).
+    ``sink``: as in :func:`top_k_spark` (after the merge, when there are several blocks)."""
     import functools
     import math
 
@@ -228,14 +239,19 @@ def top_k_spark_in_item_blocks(users_df: DataFrame, scorer: Scorer, is_candidate
 
     n_blocks = max(1, math.ceil(scorer.nbytes() / max(max_broadcast_bytes, 1.0)))
     if n_blocks == 1:
-        return top_k_spark(users_df, scorer, is_candidate, k, **kwargs)
+        return top_k_spark(users_df, scorer, is_candidate, k, sink=sink, **kwargs)
     size = math.ceil(scorer.n_items / n_blocks)
     parts = [top_k_spark(users_df, scorer.columns(start, min(start + size, scorer.n_items)),
                          is_candidate[start:start + size], k, item_offset=start, **kwargs)
              for start in range(0, scorer.n_items, size)]
     best = Window.partitionBy(S.USER_IDX).orderBy(F.desc(S.SCORE), F.asc(S.ITEM_IDX))
-    return (functools.reduce(DataFrame.unionByName, parts).withColumn(S.RANK, F.row_number().over(best))
-            .filter(F.col(S.RANK) <= k))
+    merged = (functools.reduce(DataFrame.unionByName, parts).withColumn(S.RANK, F.row_number().over(best))
+              .filter(F.col(S.RANK) <= k))
+    if sink is None:
+        return merged
+    from recsys_spark.io.parquet_parts import write_partitions
+
+    return write_partitions(merged, sink)
 
 
 def candidates_of(history_items: np.ndarray, n_items: int) -> np.ndarray:
