@@ -33,7 +33,7 @@ def parquet_files(location: str) -> list:
 
 @contextlib.contextmanager
 def sharded_batches(url: str, fields: Sequence[str], rank: int, size: int, batch_size: int, seed: int,
-                    shuffle_buffer: int = 10000, workers: int = 2) -> Iterator["object"]:
+                    shuffle_buffer: int = 10000, workers: int = 1) -> Iterator["object"]:
     """Yields an endless ``tf.data.Dataset`` of dicts ``{field: [batch_size] tensor}`` for this rank.
 
     Args:

@@ -36,7 +36,7 @@ class TrainSpec:
     heads: int = 1
     dropout: float = 0.2
     shuffle_buffer: int = 10000
-    reader_workers: int = 2
+    reader_workers: int = 1  # (train.reader_workers: one keeps the row-group order fixed)
     sparse_as_dense: bool = True
     train_path: Optional[str] = None  # for validation: history to mask, item shares for logQ
     validation_path: Optional[str] = None
