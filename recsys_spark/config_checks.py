@@ -35,13 +35,20 @@ def problems(cfg) -> List[str]:
         elif key != "markov.normalize" and key != "item_knn.shrink" and min(values) <= 0:
             found.append(f"{key}={values}: every value must be > 0")
     if cfg.train.loss not in ("bpr", "softmax", "full", "sampled", "mse"):
-        found.append(f"train.loss={cfg.train.loss!r}: use 'bpr', 'softmax', (mf) 'mse' or (sasrec) 'full' "
-                        "or 'sampled'")
+        found.append(f"train.loss={cfg.train.loss!r}: use 'bpr', 'softmax' (mf, two_tower, sasrec), 'mse' (mf), "
+                     "'full' (sasrec) or 'sampled' (sasrec, lightgcn, gcn)")
     if cfg.train.loss == "mse" and cfg.train.model != "mf":
         found.append("train.loss='mse' (explicit ratings) is for mf")
-    if cfg.train.loss in ("full", "sampled") and cfg.train.model != "sasrec":
-        found.append(f"train.loss={cfg.train.loss!r} (softmax over the catalogue or a sample of it) is for "
-                        "sasrec; use 'bpr' or 'softmax'")
+    if cfg.train.loss == "full" and cfg.train.model != "sasrec":
+        found.append("train.loss='full' (softmax over the catalogue) is for sasrec; use 'bpr' or 'softmax'")
+    if cfg.train.loss == "sampled" and cfg.train.model not in ("sasrec", "lightgcn", "gcn"):
+        found.append(f"train.loss='sampled' (softmax over a sample of the catalogue) is for sasrec, lightgcn and "
+                     f"gcn, not {cfg.train.model}; use 'bpr' or 'softmax'")
+    if cfg.train.loss == "softmax" and cfg.train.model in ("lightgcn", "gcn"):
+        found.append(f"train.loss='softmax' (in-batch negatives) is for mf, two_tower and sasrec; {cfg.train.model} takes "
+                     "'bpr' or 'sampled'")
+    if cfg.train.loss == "sampled" and not cfg.train.temperature > 0:
+        found.append(f"train.temperature={cfg.train.temperature}: must be > 0")
     if cfg.train.sampler not in ("uniform", "popularity"):
         found.append(f"train.sampler={cfg.train.sampler!r}: use 'uniform' or 'popularity'")
     if cfg.train.embedding_dim % max(cfg.train.heads, 1):

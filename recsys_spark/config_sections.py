@@ -131,6 +131,7 @@ class TrainConfig:
     negatives: int = 1  # BPR: uniform negatives per positive (mf, two_tower, lightgcn, gcn)
     sampled_negatives: int = 1000  # sasrec, loss "sampled": items drawn per batch, shared by its rows
     sampler: str = "uniform"  # loss "sampled": "uniform" or "popularity" (logQ-corrected)
+    temperature: float = 0.1  # lightgcn/gcn, loss "sampled": logits are cosine similarities / this
     n_layers: int = 3
     heads: int = 1
     dropout: float = 0.2

@@ -52,6 +52,12 @@ def test_missing_file_and_bad_values():
         load_config(None, ["train.lr_decay=1.5"])
     with pytest.raises(ConfigError, match=r"train.loss='sampled' .* is for sasrec"):
         load_config(None, ["train.model=mf", "train.loss=sampled"])
+    with pytest.raises(ConfigError, match=r"train.loss='softmax' \(in-batch negatives\) is for mf, two_tower and "
+                                          r"sasrec; lightgcn takes 'bpr' or 'sampled'"):
+        load_config(None, ["train.model=lightgcn", "train.loss=softmax"])
+    with pytest.raises(ConfigError, match=r"train.temperature=0.0: must be > 0"):
+        load_config(None, ["train.model=gcn", "train.loss=sampled", "train.temperature=0"])
+    assert load_config(None, ["train.model=lightgcn", "train.loss=sampled"]).train.temperature == 0.1
     with pytest.raises(ConfigError, match=r"train.sampler='zipf': use 'uniform' or 'popularity'"):
         load_config(None, ["train.model=sasrec", "train.loss=sampled", "train.sampler=zipf"])
     with pytest.raises(ConfigError, match=r"train.sampled_negatives=0: must be > 0"):

@@ -57,6 +57,41 @@ def test_lightgcn_bpr_with_several_negatives_matches_numpy():
     assert float(model.compute_loss(batch)) == pytest.approx(bpr + 0.1 * norms / 3, rel=1e-5)
 
 
+@pytest.mark.parametrize("sampler", ["uniform", "popularity"])
+def test_lightgcn_sampled_cosine_softmax_matches_numpy(sampler):
+    from recsys_spark.models.losses import sampled_items
+
+    graph, A = coo()
+    log_q = np.log(np.array([0.5, 0.3, 0.2], np.float32))
+    model = LightGCN(2, 3, graph, embedding_dim=4, n_layers=1, l2=0.1, seed=3, loss="sampled", sampled_negatives=4,
+                     sampler=sampler, item_log_q=log_q, temperature=0.2)
+    users, items = np.array([0, 1, 1]), np.array([0, 2, 1])
+    batch = {S.USER_IDX: tf.constant(users), S.ITEM_IDX: tf.constant(items), "_seed": tf.constant([2, 9], tf.int64)}
+    negatives = sampled_items(3, 4, batch, tf.constant(log_q) if sampler == "popularity" else None).numpy()
+    E0 = model.node_embedding.numpy()
+    final = (E0 + A @ E0) / 2
+    unit = final / np.linalg.norm(final, axis=1, keepdims=True)
+    u, p, n = unit[users], unit[2 + items], unit[2 + negatives]
+    correction = log_q if sampler == "popularity" else np.zeros(3, np.float32)
+    positive = np.sum(u * p, 1) / 0.2 - correction[items]
+    negative = u @ n.T / 0.2 - correction[negatives][None, :]
+    negative[items[:, None] == negatives[None, :]] = -np.inf  # an accidental hit is not a negative of its row
+    logits = np.concatenate([positive[:, None], negative], 1)
+    softmax = np.mean(np.log(np.exp(logits).sum(1)) - positive)
+    # L2 on the ego embeddings; the 4 shared negatives count once per row, averaged over the 4
+    norms = np.sum(E0[users] ** 2) + np.sum(E0[2 + items] ** 2) + 3 * np.sum(E0[2 + negatives] ** 2) / 4
+    assert float(model.compute_loss(batch)) == pytest.approx(softmax + 0.1 * norms / 3, rel=1e-5)
+    # trained on cosines, the exported vectors are unit length (and paired: their products are the cosines)
+    np.testing.assert_allclose(np.linalg.norm(model.item_vectors(), axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(model.user_vectors() @ model.item_vectors().T, unit[:2] @ unit[2:].T, atol=1e-5)
+
+
+def test_graph_models_refuse_a_loss_they_do_not_have():
+    graph, _ = coo()
+    with pytest.raises(ValueError, match="loss must be one of"):
+        LightGCN(2, 3, graph, loss="softmax")
+
+
 def test_lightgcn_propagation_matches_numpy():
     graph, A = coo()
     model = LightGCN(2, 3, graph, embedding_dim=4, n_layers=2, seed=3)
@@ -96,10 +131,11 @@ def test_gcn_layer_matches_numpy():
     np.testing.assert_allclose(model.propagate().numpy(), (h0 + h1) / 2, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("loss", ["bpr", "sampled"])
 @pytest.mark.parametrize("cls", [LightGCN, GCN])
-def test_graph_models_learn_the_graph(cls):
+def test_graph_models_learn_the_graph(cls, loss):
     graph, _ = coo()
-    model = cls(2, 3, graph, embedding_dim=8, n_layers=2, l2=0.0, seed=1)
+    model = cls(2, 3, graph, embedding_dim=8, n_layers=2, l2=0.0, seed=1, loss=loss, sampled_negatives=3)
     opt = tf.keras.optimizers.Adam(0.05)
     batch = {S.USER_IDX: tf.constant([0, 0, 1, 1] * 8), S.ITEM_IDX: tf.constant([0, 1, 1, 2] * 8)}
     first = None

@@ -95,6 +95,24 @@ def test_early_stopping_keeps_the_best_epoch(spark, tmp_path, capfd):
     assert [e[0] for e in epochs] == ["1", "2"] and epochs[0][1] == epochs[0][2] == f"{result.validation[0]['ndcg']:.4f}"
 
 
+def test_a_refit_replays_the_learning_rate_schedule_of_the_validated_run(spark, tmp_path):
+    write_uneven_train_table(tmp_path / "train")
+    _validation_table(tmp_path / "validation")
+    # learning rate halved after each epoch without validation gain; each epoch's scale is in the history
+    first = train_distributed(spark, _spec(tmp_path, epochs=6, learning_rate=0.5, lr_decay=0.5), num_proc=2)
+    schedule = [v["lr_scale"] for v in first.validation]
+    assert schedule[0] == 1.0 and min(schedule) < 1.0, schedule  # (this data and seed decay at least once)
+    assert all(later in (earlier, earlier * 0.5) for earlier, later in zip(schedule, schedule[1:]))
+    # the same epochs given that schedule and no validation: the very same weights (and without it, others)
+    replay = train_distributed(spark, _spec(tmp_path, epochs=6, learning_rate=0.5, lr_schedule=schedule,
+                                            validation_path=None), num_proc=2)
+    assert replay.digests == first.digests
+    assert replay.final_learning_rates == pytest.approx([0.5 * 2 * schedule[-1]] * 2, rel=1e-6)
+    constant = train_distributed(spark, _spec(tmp_path, epochs=6, learning_rate=0.5, validation_path=None),
+                                 num_proc=2)
+    assert constant.digests != first.digests
+
+
 def _descends_from_this_test(pid: str) -> bool:
     import os
 

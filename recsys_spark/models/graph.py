@@ -1,4 +1,5 @@
-"""Graph models over the normalised user-item adjacency A (users 0..U-1, items U..U+I-1), trained with BPR.
+"""Graph models over the normalised user-item adjacency A (users 0..U-1, items U..U+I-1), trained with BPR
+(``negatives`` per positive) or a sampled softmax over cosine similarities (loss ``sampled``).
 
 * LightGCN: E_{k+1} = A E_k, final = mean(E_0 .. E_K) (no weights, no non-linearity).
 * GCN: h_{k+1} = LeakyReLU(A h_k W_k + b_k), final = mean(h_0 .. h_K).
@@ -19,7 +20,10 @@ from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops
 
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
-from recsys_spark.models.losses import bpr_loss, checked_negatives, uniform_negatives
+from recsys_spark.models.losses import (bpr_loss, checked_negatives, sampled_items, sampled_softmax_loss,
+                                        uniform_negatives)
+
+LOSSES = ("bpr", "sampled")
 
 
 def sparse_adjacency(graph: Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]) -> tf.sparse.SparseTensor:
@@ -61,18 +65,35 @@ class SparseOperator:
 
 
 class _GraphRecommender(Recommender):
-    """Shared parts: node embeddings, propagation hook, BPR on the propagated vectors.
+    """Shared parts: node embeddings, propagation hook, the loss on the propagated vectors.
 
-    ``negatives`` uniform negatives per positive (BPR averaged over all pairs): the whole-graph
-    propagation dominates a step, so scoring more negatives is almost free and gives more signal per step.
+    * ``loss="bpr"``: ``negatives`` uniform negatives per positive (BPR averaged over all pairs): the
+      whole-graph propagation dominates a step, so scoring more negatives is almost free and gives more
+      signal per step.
+    * ``loss="sampled"``: softmax of each positive against ``sampled_negatives`` items shared by the batch
+      (``sampler`` uniform, or popularity with the logQ correction), on cosine similarities divided by
+      ``temperature`` (the sampled-softmax loss of Wu et al., "On the Effectiveness of Sampled Softmax
+      Loss for Item Recommendation"). Exported vectors are then unit length, so that serving ranks by
+      the cosine the model was trained on.
     """
 
     needs_graph = True
 
     def __init__(self, n_users: int, n_items: int, graph, embedding_dim: int = 64, n_layers: int = 3,
-                 l2: float = 1e-4, seed: int = 0, export_graph=None, negatives: int = 1, **_):
+                 l2: float = 1e-4, seed: int = 0, export_graph=None, negatives: int = 1, loss: str = "bpr",
+                 sampled_negatives: int = 1000, sampler: str = "uniform", item_log_q: Optional[np.ndarray] = None,
+                 temperature: float = 0.1, **_):
         super().__init__(n_users, n_items)
+        if loss not in LOSSES:
+            raise ValueError(f"{self.name}: loss must be one of {LOSSES}, got {loss!r}")
+        if loss == "sampled" and not temperature > 0:
+            raise ValueError(f"{self.name}: temperature must be > 0 with loss 'sampled', got {temperature}")
+        self.loss_name = loss
         self.negatives = checked_negatives(negatives)
+        self.sampled_negatives = checked_negatives(sampled_negatives)
+        self.temperature = float(temperature)
+        self.item_log_q = (tf.constant(np.asarray(item_log_q, np.float32))
+                           if loss == "sampled" and sampler == "popularity" and item_log_q is not None else None)
         self.adjacency = SparseOperator(graph)
         # Exported (test-time) vectors may propagate over a larger graph: train + validation edges.
         self.export_adjacency = SparseOperator(export_graph) if export_graph is not None else self.adjacency
@@ -89,21 +110,40 @@ class _GraphRecommender(Recommender):
     def compute_loss(self, batch: Dict[str, tf.Tensor], training: bool = True) -> tf.Tensor:
         users = tf.cast(batch[S.USER_IDX], tf.int32)
         positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
-        negatives = uniform_negatives(positives, self.n_items, batch, self.negatives)  # [B] or [B, n]
+        if self.loss_name == "sampled":
+            negatives = sampled_items(self.n_items, self.sampled_negatives, batch, self.item_log_q)  # [S]
+        else:
+            negatives = uniform_negatives(positives, self.n_items, batch, self.negatives)  # [B] or [B, n]
         final = self.propagate(training)
         u = tf.gather(final, users)
         p = tf.gather(final, self.n_users + positives)
         n = tf.gather(final, self.n_users + negatives)
-        negative_scores = tf.reduce_sum((u[:, tf.newaxis] if self.negatives > 1 else u) * n, -1)
-        loss = bpr_loss(tf.reduce_sum(u * p, -1), negative_scores)
-        # L2 on the ego embeddings of the batch; the negatives' share is averaged over the n drawn per positive.
+        if self.loss_name == "sampled":
+            log_q = self.item_log_q
+            loss = sampled_softmax_loss(tf.math.l2_normalize(u, -1) / self.temperature, positives,
+                                        tf.math.l2_normalize(p, -1), negatives, tf.math.l2_normalize(n, -1),
+                                        None if log_q is None else tf.gather(log_q, positives),
+                                        None if log_q is None else tf.gather(log_q, negatives))
+            negatives_per_row = self.sampled_negatives
+        else:
+            negative_scores = tf.reduce_sum((u[:, tf.newaxis] if self.negatives > 1 else u) * n, -1)
+            loss = bpr_loss(tf.reduce_sum(u * p, -1), negative_scores)
+            negatives_per_row = self.negatives
+        # L2 on the ego embeddings of the batch; the negatives' share is averaged over the n drawn per positive
+        # (BPR) or over the S shared by the batch (sampled: each row's share of them).
+        negative_norms = tf.reduce_sum(tf.square(tf.gather(self.node_embedding, self.n_users + negatives)))
+        if self.loss_name == "sampled":
+            negative_norms *= tf.cast(tf.shape(users)[0], tf.float32)
         norms = (tf.reduce_sum(tf.square(tf.gather(self.node_embedding, users)))
                  + tf.reduce_sum(tf.square(tf.gather(self.node_embedding, self.n_users + positives)))
-                 + tf.reduce_sum(tf.square(tf.gather(self.node_embedding, self.n_users + negatives))) / self.negatives)
+                 + negative_norms / negatives_per_row)
         return loss + self.l2 * norms / tf.cast(tf.shape(users)[0], tf.float32)
 
     def _final(self, for_test: bool) -> np.ndarray:
-        return self.propagate(adjacency=self.export_adjacency if for_test else self.adjacency).numpy().astype(np.float32)
+        final = self.propagate(adjacency=self.export_adjacency if for_test else self.adjacency)
+        if self.loss_name == "sampled":  # trained on cosines: rank by them
+            final = tf.math.l2_normalize(final, -1)
+        return final.numpy().astype(np.float32)
 
     def user_vectors(self, for_test: bool = True) -> np.ndarray:
         return self._final(for_test)[: self.n_users]
@@ -131,7 +171,7 @@ class GCN(_GraphRecommender):
     def __init__(self, n_users: int, n_items: int, graph, embedding_dim: int = 64, n_layers: int = 2,
                  l2: float = 1e-4, seed: int = 0, export_graph=None, negatives: int = 1, **kwargs):
         super().__init__(n_users, n_items, graph, embedding_dim=embedding_dim, n_layers=n_layers, l2=l2, seed=seed,
-                         export_graph=export_graph, negatives=negatives)
+                         export_graph=export_graph, negatives=negatives, **kwargs)
         glorot = tf.keras.initializers.GlorotUniform(seed=seed)
         self.layer_weights = [self.add_weight(name=f"w{k}", shape=(embedding_dim, embedding_dim), initializer=glorot)
                               for k in range(n_layers)]

@@ -135,8 +135,10 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, fresh: bool = False) ->
         if feed_table == S.TRAIN:
             refit_url = [lake.url(f) for f in feed.parquet_files(train_location) + feed.parquet_files(validation_path)]
             refit_rows = n_rows + feed.count_rows(validation_path)
+        # the learning rate follows the validated run's epochs (its decays on plateaus included)
+        schedule = [h.get("lr_scale", 1.0) for h in result.validation[:result.best_epoch]]
         refit_spec = replace(spec, train_url=refit_url, n_rows=refit_rows, epochs=result.best_epoch,
-                             fold_validation=True, resume=resume, lr_decay=1.0,
+                             fold_validation=True, resume=resume, lr_decay=1.0, lr_schedule=schedule or None,
                              checkpoint_dir=fs.join(checkpoint_dir, "refit") if checkpoint_dir else None)
         refit = train_distributed(spark, refit_spec, tc.num_proc)
         result.user_vectors, result.item_vectors = refit.user_vectors, refit.item_vectors
@@ -165,7 +167,7 @@ def run_train(spark, lake, cfg: PipelineConfig, ds: str, fresh: bool = False) ->
         "validation_ndcg": max((v["ndcg"] for v in result.validation), default=None),
         "weights_digest": result.digests[0],
         "refit_on_train_and_validation": None if refit is None else {
-            "epochs": refit.epochs_run, "rows": refit_rows,
+            "epochs": refit.epochs_run, "rows": refit_rows, "learning_rate_scales": refit_spec.lr_schedule,
             "weights_digest": refit.digests[0], "epoch_losses": [round(x, 6) for x in refit.epoch_losses]},
         "config": cfg.to_dict(),
         "train_spec": asdict(spec),

@@ -25,6 +25,7 @@ class TrainSpec:
     negatives: int = 1  # BPR negatives per positive
     sampled_negatives: int = 1000  # loss "sampled": items shared by a batch
     sampler: str = "uniform"  # loss "sampled": uniform or popularity
+    temperature: float = 0.1  # graph models, loss "sampled": cosine logits / this
     n_layers: int = 3
     graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
     sequences_path: Optional[str] = None  # sequences of the same ds, for sequence models
@@ -44,6 +45,8 @@ class TrainSpec:
     validation_max_users: Optional[int] = None
     patience: int = 3
     lr_decay: float = 1.0  # learning rate x this after every epoch without validation improvement
+    # the learning rate's scale for each epoch, given (a refit replays the validated run's decays)
+    lr_schedule: Optional[List[float]] = None
     checkpoint_dir: Optional[str] = None
     resume: bool = False
     start_timeout_s: int = 600  # every rank must have started within this, or the run fails
@@ -83,8 +86,8 @@ def settings_from_config(cfg) -> Dict[str, Any]:
     return dict(
         model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
         learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, negatives=tc.negatives,
-        sampled_negatives=tc.sampled_negatives, sampler=tc.sampler, n_layers=tc.n_layers, heads=tc.heads,
-        dropout=tc.dropout, item_content=tc.item_content, title_hash_features=cfg.build.title_hash_features,
+        sampled_negatives=tc.sampled_negatives, sampler=tc.sampler, temperature=tc.temperature,
+        n_layers=tc.n_layers, heads=tc.heads, dropout=tc.dropout, item_content=tc.item_content, title_hash_features=cfg.build.title_hash_features,
         max_len=cfg.build.sequence_length, shuffle_buffer=tc.shuffle_buffer, reader_workers=tc.reader_workers,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
         lr_decay=tc.lr_decay, start_timeout_s=tc.start_timeout_s)

@@ -52,7 +52,8 @@ def build_model(spec: TrainSpec, item_log_q=None):
         extra.update(max_len=spec.max_len, heads=spec.heads, dropout=spec.dropout)
     return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed,
                loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, negatives=spec.negatives,
-               sampled_negatives=spec.sampled_negatives, sampler=spec.sampler, **extra)
+               sampled_negatives=spec.sampled_negatives, sampler=spec.sampler, temperature=spec.temperature,
+               **extra)
 
 
 class _Validator:
@@ -152,6 +153,10 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
             break
         total = 0.0
         epoch_started = time.time()
+        if spec.lr_schedule:  # the scale this epoch had in the run being replayed
+            state["lr_scale"].assign(spec.lr_schedule[min(epoch, len(spec.lr_schedule) - 1)])
+            optimizer.learning_rate.assign(spec.learning_rate * size * float(state["lr_scale"].numpy()))
+        epoch_lr_scale = float(state["lr_scale"].numpy())
         with feed.sharded_batches(spec.train_url, fields, rank, size, spec.batch_size,
                                   seed=spec.seed + 7919 * epoch + rank, shuffle_buffer=spec.shuffle_buffer,
                                   workers=spec.reader_workers) as dataset:
@@ -168,7 +173,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
         state["epoch"].assign(epoch + 1)
         stop, improved = 0.0, 1.0
         if validator is not None:
-            metrics = dict(validator(model), epoch=epoch + 1, loss=losses[-1])
+            metrics = dict(validator(model), epoch=epoch + 1, loss=losses[-1], lr_scale=epoch_lr_scale)
             history.append(metrics)
             if metrics["ndcg"] > float(state["best_ndcg"].numpy()):
                 state["best_ndcg"].assign(metrics["ndcg"])
@@ -179,7 +184,7 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
                 improved = 0.0
                 state["bad_epochs"].assign_add(1)
                 stop = float(state["bad_epochs"].numpy() >= spec.patience)
-        if spec.lr_decay != 1.0 and distributed.value_from_rank0(improved) == 0:  # reduce on plateau, every rank
+        if spec.lr_decay != 1.0 and not spec.lr_schedule and distributed.value_from_rank0(improved) == 0:  # reduce on plateau, every rank
             state["lr_scale"].assign(state["lr_scale"] * spec.lr_decay)
             optimizer.learning_rate.assign(spec.learning_rate * size * float(state["lr_scale"].numpy()))
         if rank == 0 and manager is not None:
