@@ -431,7 +431,7 @@ def test_jobs_fail_with_one_clear_message(tmp_path):
     assert proc.returncode == 2 and "give the run date as YYYY-MM-DD" in proc.stderr
 
 
-@pytest.mark.parametrize("model,loss", [("mf", "mse"), ("two_tower", "softmax"), ("lightgcn", "bpr"), ("gcn", "bpr"),
+@pytest.mark.parametrize("model,loss", [("mf", "mse"), ("two_tower", "softmax"), ("lightgcn", "sampled"), ("gcn", "bpr"),
                                         ("sasrec", "full")])
 def test_every_model_trains_through_the_same_job_and_exports(nightly, model, loss):
     from recsys_spark.config import load_config
@@ -453,6 +453,12 @@ def test_every_model_trains_through_the_same_job_and_exports(nightly, model, los
     assert users.count() == meta["n_users"] and items.count() == meta["n_items"]
     dim = 8 + (1 if model == "mf" else 0)  # MF folds the item bias into one extra dimension
     assert len(users.first()[S.EMBEDDING]) == len(items.first()[S.EMBEDDING]) == dim
+    assert meta["train_spec"]["loss"] == loss
+    if loss == "sampled":  # trained on cosines: unit vectors exported
+        import numpy as np
+
+        norms = np.linalg.norm(np.stack(items.toPandas()[S.EMBEDDING].to_list()), axis=1)
+        np.testing.assert_allclose(norms, 1.0, rtol=1e-4)
     if model == "sasrec":
         import numpy as np
         import tensorflow as tf
