@@ -45,8 +45,8 @@ def problems(cfg) -> List[str]:
         found.append(f"train.loss='sampled' (softmax over a sample of the catalogue) is for sasrec, lightgcn and "
                      f"gcn, not {cfg.train.model}; use 'bpr' or 'softmax'")
     if cfg.train.loss == "softmax" and cfg.train.model in ("lightgcn", "gcn"):
-        found.append(f"train.loss='softmax' (in-batch negatives) is for mf, two_tower and sasrec; {cfg.train.model} takes "
-                     "'bpr' or 'sampled'")
+        found.append(f"train.loss='softmax' (in-batch negatives) is for mf, two_tower and sasrec; "
+                     f"{cfg.train.model} takes 'bpr' or 'sampled'")
     if cfg.train.loss == "sampled" and not cfg.train.temperature > 0:
         found.append(f"train.temperature={cfg.train.temperature}: must be > 0")
     if cfg.train.sampler not in ("uniform", "popularity"):

@@ -87,7 +87,8 @@ def settings_from_config(cfg) -> Dict[str, Any]:
         model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
         learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, negatives=tc.negatives,
         sampled_negatives=tc.sampled_negatives, sampler=tc.sampler, temperature=tc.temperature,
-        n_layers=tc.n_layers, heads=tc.heads, dropout=tc.dropout, item_content=tc.item_content, title_hash_features=cfg.build.title_hash_features,
+        n_layers=tc.n_layers, heads=tc.heads, dropout=tc.dropout, item_content=tc.item_content,
+        title_hash_features=cfg.build.title_hash_features,
         max_len=cfg.build.sequence_length, shuffle_buffer=tc.shuffle_buffer, reader_workers=tc.reader_workers,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
         lr_decay=tc.lr_decay, start_timeout_s=tc.start_timeout_s)

@@ -184,7 +184,8 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
                 improved = 0.0
                 state["bad_epochs"].assign_add(1)
                 stop = float(state["bad_epochs"].numpy() >= spec.patience)
-        if spec.lr_decay != 1.0 and not spec.lr_schedule and distributed.value_from_rank0(improved) == 0:  # reduce on plateau, every rank
+        # reduce on plateau, every rank (a replayed schedule sets the rate itself)
+        if spec.lr_decay != 1.0 and not spec.lr_schedule and distributed.value_from_rank0(improved) == 0:
             state["lr_scale"].assign(state["lr_scale"] * spec.lr_decay)
             optimizer.learning_rate.assign(spec.learning_rate * size * float(state["lr_scale"].numpy()))
         if rank == 0 and manager is not None:
