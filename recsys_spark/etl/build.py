@@ -56,9 +56,10 @@ def number_in_order(df: DataFrame, ts_col: str, id_col: str, offset: int = 0) ->
     and the numbering read the same shuffle of ``df``. Deterministic for the same input.
     """
     df = df.withColumn("_bucket", F.floor(F.unix_seconds(F.col(ts_col)) / 3600))
-    # One partition holds the bucket sizes (one row per hour of the window; said explicitly, so that Spark
-    # does not warn about a window without partitions).
-    earlier = Window.partitionBy(F.lit(0)).orderBy("_bucket").rowsBetween(Window.unboundedPreceding, -1)
+    # One partition holds the bucket sizes (one row per hour of the window). Its key is 0 on every row, but
+    # computed: Spark folds a literal key away, then warns of a window without partitions.
+    one_partition = F.coalesce(F.col("_bucket") * 0, F.lit(0))
+    earlier = Window.partitionBy(one_partition).orderBy("_bucket").rowsBetween(Window.unboundedPreceding, -1)
     starts_df = df.groupBy("_bucket").agg(F.count(F.lit(1)).alias("_size")).select(
         "_bucket", (F.lit(offset) + F.coalesce(F.sum("_size").over(earlier), F.lit(0))).alias("_start"))
     within = Window.partitionBy("_bucket").orderBy(F.col(ts_col), F.col(id_col))

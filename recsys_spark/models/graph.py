@@ -110,34 +110,36 @@ class _GraphRecommender(Recommender):
     def compute_loss(self, batch: Dict[str, tf.Tensor], training: bool = True) -> tf.Tensor:
         users = tf.cast(batch[S.USER_IDX], tf.int32)
         positives = tf.cast(batch[S.ITEM_IDX], tf.int32)
-        if self.loss_name == "sampled":
-            negatives = sampled_items(self.n_items, self.sampled_negatives, batch, self.item_log_q)  # [S]
-        else:
-            negatives = uniform_negatives(positives, self.n_items, batch, self.negatives)  # [B] or [B, n]
+        batch_size = tf.cast(tf.shape(users)[0], tf.float32)
+        # the negatives, and the weight of each in the L2 term: what it stands for in one row (BPR: one of
+        # the n drawn per positive; sampled: the S shared by the batch stand in every row, B / S)
+        sampled = self.loss_name == "sampled"
+        negatives, negative_share = (
+            (sampled_items(self.n_items, self.sampled_negatives, batch, self.item_log_q),  # [S]
+             batch_size / self.sampled_negatives) if sampled else
+            (uniform_negatives(positives, self.n_items, batch, self.negatives), 1.0 / self.negatives))  # [B] or [B, n]
         final = self.propagate(training)
         u = tf.gather(final, users)
         p = tf.gather(final, self.n_users + positives)
         n = tf.gather(final, self.n_users + negatives)
-        if self.loss_name == "sampled":
-            log_q = self.item_log_q
-            loss = sampled_softmax_loss(tf.math.l2_normalize(u, -1) / self.temperature, positives,
-                                        tf.math.l2_normalize(p, -1), negatives, tf.math.l2_normalize(n, -1),
-                                        None if log_q is None else tf.gather(log_q, positives),
-                                        None if log_q is None else tf.gather(log_q, negatives))
-            negatives_per_row = self.sampled_negatives
-        else:
-            negative_scores = tf.reduce_sum((u[:, tf.newaxis] if self.negatives > 1 else u) * n, -1)
-            loss = bpr_loss(tf.reduce_sum(u * p, -1), negative_scores)
-            negatives_per_row = self.negatives
-        # L2 on the ego embeddings of the batch; the negatives' share is averaged over the n drawn per positive
-        # (BPR) or over the S shared by the batch (sampled: each row's share of them).
-        negative_norms = tf.reduce_sum(tf.square(tf.gather(self.node_embedding, self.n_users + negatives)))
-        if self.loss_name == "sampled":
-            negative_norms *= tf.cast(tf.shape(users)[0], tf.float32)
+        loss = self._sampled_loss(u, p, positives, n, negatives) if sampled else self._bpr_loss(u, p, n)
+        # L2 on the ego embeddings of the batch
         norms = (tf.reduce_sum(tf.square(tf.gather(self.node_embedding, users)))
                  + tf.reduce_sum(tf.square(tf.gather(self.node_embedding, self.n_users + positives)))
-                 + negative_norms / negatives_per_row)
-        return loss + self.l2 * norms / tf.cast(tf.shape(users)[0], tf.float32)
+                 + negative_share * tf.reduce_sum(tf.square(tf.gather(self.node_embedding, self.n_users + negatives))))
+        return loss + self.l2 * norms / batch_size
+
+    def _bpr_loss(self, u, p, n):
+        negative_scores = tf.reduce_sum((u[:, tf.newaxis] if self.negatives > 1 else u) * n, -1)
+        return bpr_loss(tf.reduce_sum(u * p, -1), negative_scores)
+
+    def _sampled_loss(self, u, p, positives, n, negatives):
+        """On cosines / temperature; logQ-corrected when the negatives were drawn by popularity."""
+        log_q = self.item_log_q
+        return sampled_softmax_loss(tf.math.l2_normalize(u, -1) / self.temperature, positives,
+                                    tf.math.l2_normalize(p, -1), negatives, tf.math.l2_normalize(n, -1),
+                                    None if log_q is None else tf.gather(log_q, positives),
+                                    None if log_q is None else tf.gather(log_q, negatives))
 
     def _final(self, for_test: bool) -> np.ndarray:
         final = self.propagate(adjacency=self.export_adjacency if for_test else self.adjacency)
