@@ -80,22 +80,24 @@ def graph_edges(train_df: DataFrame, degrees_df: Optional[DataFrame] = None) -> 
 
 def item_cooccurrence(interactions_df: DataFrame, top_k: int, max_items_per_user: int) -> DataFrame:
     """Top-``top_k`` co-occurring items per item over users' train items (each user's latest
-    ``max_items_per_user`` only, so that a few heavy users cannot dominate or blow up the join)."""
+    ``max_items_per_user`` only, so that a few heavy users cannot dominate or blow up the counts).
+
+    Each task holds whole users (one shuffle by user serves the recency window too) and counts its users'
+    pairs at once as a sparse product (:func:`_pair_counts`); Spark then sums the tasks' counts of each
+    pair. (A self-join by user would emit every pair of every user as a row before aggregating them: on
+    2 M events it took 6.0 s against 3.4 s, bench/README.md.)
+    """
     recent = Window.partitionBy(S.USER_IDX).orderBy(F.col(S.FIRST_TS).desc(), F.col(S.TIE_BREAK).desc())
     train = (
         interactions_df.filter(F.col(S.SPLIT) == S.SPLIT_TRAIN)
+        .repartition(S.USER_IDX)
         .withColumn("_recency", F.row_number().over(recent))
         .filter(F.col("_recency") <= max_items_per_user)
         .select(S.USER_IDX, S.ITEM_IDX)
     )
-    # Counting is symmetric: count each unordered pair once, then emit it in both directions.
-    lower, upper = F.col(f"a.{S.ITEM_IDX}"), F.col(f"b.{S.ITEM_IDX}")
-    unordered = (
-        train.alias("a").join(train.alias("b"), on=S.USER_IDX)
-        .filter(lower < upper)
-        .groupBy(lower.alias("_lo"), upper.alias("_hi"))
-        .agg(F.count(F.lit(1)).cast("int").alias(S.COUNT))
-    )
+    unordered = (train.mapInArrow(_pair_counts, f"_lo int, _hi int, {S.COUNT} long")
+                 .groupBy("_lo", "_hi").agg(F.sum(S.COUNT).cast("int").alias(S.COUNT)))
+    # Counting is symmetric: each unordered pair was counted once; emit it in both directions.
     directions = F.array(
         F.struct(F.col("_lo").alias(S.ITEM_IDX), F.col("_hi").alias(S.NEIGHBOR_IDX)),
         F.struct(F.col("_hi").alias(S.ITEM_IDX), F.col("_lo").alias(S.NEIGHBOR_IDX)),
@@ -103,6 +105,26 @@ def item_cooccurrence(interactions_df: DataFrame, top_k: int, max_items_per_user
     pairs = unordered.select(F.explode(directions).alias("_d"), S.COUNT).select("_d.*", S.COUNT)
     best = Window.partitionBy(S.ITEM_IDX).orderBy(F.col(S.COUNT).desc(), F.col(S.NEIGHBOR_IDX))
     return pairs.withColumn(S.RANK, F.row_number().over(best).cast("int")).filter(F.col(S.RANK) <= top_k)
+
+
+def _pair_counts(batches):
+    """(user_idx, item_idx) rows of whole users (a task's partition, in any number of Arrow batches) ->
+    (_lo, _hi, count): for each pair of items lo < hi, how many of these users have both (X^T X above its
+    diagonal, X the users' 0/1 item matrix)."""
+    import pyarrow as pa
+    from scipy import sparse
+
+    columns = [(batch.column(0).to_numpy(), batch.column(1).to_numpy()) for batch in batches if batch.num_rows]
+    if not columns:
+        return
+    users = np.concatenate([u for u, _ in columns])
+    items = np.concatenate([i for _, i in columns]).astype(np.int64)
+    _, rows = np.unique(users, return_inverse=True)
+    x = sparse.csr_matrix((np.ones(len(rows), np.int64), (rows, items)),
+                          shape=(int(rows.max()) + 1, int(items.max()) + 1))
+    counts = sparse.triu(x.T.tocsr() @ x, k=1).tocoo()
+    yield pa.RecordBatch.from_arrays([pa.array(counts.row.astype(np.int32)), pa.array(counts.col.astype(np.int32)),
+                                      pa.array(counts.data.astype(np.int64))], names=["_lo", "_hi", S.COUNT])
 
 
 def read_catalog(spark, path: str) -> DataFrame:

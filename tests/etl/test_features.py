@@ -56,6 +56,39 @@ def test_graph_degrees_and_cooccurrence(spark):
     assert co == [(1, 2, 2, 1), (2, 1, 2, 1), (3, 1, 1, 1)]
 
 
+def test_cooccurrence_matches_a_count_by_hand_over_many_users_partitions_and_arrow_batches(spark):
+    """Pairs are counted per task from whole users, in Arrow batches of 7 rows here: a user's items may lie in
+    several batches, never in several tasks. Each user's latest 4 train items only (first day, then tie hash)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for user in range(40):
+        items = rng.choice(12, size=rng.integers(1, 8), replace=False)
+        rows += [(user, int(item), int(rng.integers(1, 20)), "train" if rng.random() < 0.8 else "test",
+                  int(rng.integers(-50, 50))) for item in items]
+    latest = {}
+    for user, item, day, split, tie in rows:
+        if split == "train":
+            latest.setdefault(user, []).append((day, tie, item))
+    counts = {}
+    for kept in latest.values():
+        kept = [item for _, _, item in sorted(kept, reverse=True)[:4]]
+        for a in kept:
+            for b in kept:
+                if a != b:
+                    counts[(a, b)] = counts.get((a, b), 0) + 1
+    expected = []
+    for item in sorted({a for a, _ in counts}):
+        neighbours = sorted(((-n, b) for (a, b), n in counts.items() if a == item))[:3]
+        expected += [(item, b, -n, rank) for rank, (n, b) in enumerate(neighbours, start=1)]
+    previous = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
+    try:
+        got = FT.item_cooccurrence(interactions(spark, rows).repartition(3), top_k=3, max_items_per_user=4).collect()
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
+    assert sorted(tuple(r) for r in got) == sorted(expected)
+
+
 def test_item_features(spark):
     vocab = spark.createDataFrame([("a", 0, DS), ("b", 1, DS), ("c", 2, DS)], S.VOCAB_SCHEMAS[S.ITEM_VOCAB])
     train = spark.createDataFrame([(0, 0, 1.0, None), (1, 0, 1.0, None), (1, 1, 1.0, 4.0)], S.PAIRS_SCHEMA)
