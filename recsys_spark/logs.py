@@ -22,6 +22,16 @@ class _Below(logging.Filter):
         return record.levelno < self.level
 
 
+class _NotPy4jRetries(logging.Filter):
+    """Drops py4j's note that it retries a command on a fresh connection (a pooled one had been closed by
+    the other end): py4j logs it on the root logger at INFO with a traceback, though nothing failed. A
+    failed retry is logged at ERROR and still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.INFO and record.getMessage() == "Exception while sending command."
+                    and "py4j" in record.pathname)
+
+
 def configure(level: str = None) -> None:
     """Sends records of ``level`` (default: ``$RECSYS_LOG_LEVEL``, else INFO) and above to stdout/stderr;
     calling it again replaces the handlers it added before."""
@@ -35,6 +45,7 @@ def configure(level: str = None) -> None:
     formatter = logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
     out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
     out.addFilter(_Below(logging.WARNING))
+    out.addFilter(_NotPy4jRetries())
     err.setLevel(logging.WARNING)
     for handler in (out, err):
         handler.setFormatter(formatter)
