@@ -49,6 +49,12 @@ def problems(cfg) -> List[str]:
                      f"{cfg.train.model} takes 'bpr' or 'sampled'")
     if cfg.train.loss == "sampled" and not cfg.train.temperature > 0:
         found.append(f"train.temperature={cfg.train.temperature}: must be > 0")
+    if cfg.train.contrastive_weight < 0 or cfg.train.contrastive_noise < 0 or not cfg.train.contrastive_temperature > 0:
+        found.append(f"train.contrastive_weight={cfg.train.contrastive_weight}, contrastive_noise="
+                     f"{cfg.train.contrastive_noise}, contrastive_temperature={cfg.train.contrastive_temperature}: "
+                     f"the weight and the noise must be >= 0 (weight 0: no contrastive view), the temperature > 0")
+    if cfg.train.contrastive_weight > 0 and cfg.train.model not in ("lightgcn", "gcn"):
+        found.append(f"train.contrastive_weight: the contrastive view is for lightgcn and gcn, not {cfg.train.model}")
     if cfg.train.sampler not in ("uniform", "popularity"):
         found.append(f"train.sampler={cfg.train.sampler!r}: use 'uniform' or 'popularity'")
     if cfg.train.embedding_dim % max(cfg.train.heads, 1):

@@ -132,6 +132,12 @@ class TrainConfig:
     sampled_negatives: int = 1000  # sasrec, loss "sampled": items drawn per batch, shared by its rows
     sampler: str = "uniform"  # loss "sampled": "uniform" or "popularity" (logQ-corrected)
     temperature: float = 0.1  # lightgcn/gcn, loss "sampled": logits are cosine similarities / this
+    # lightgcn/gcn: a contrastive view (XSimGCL): noise of this length on every propagated layer while
+    # training, and this weight times an InfoNCE (cosines / contrastive_temperature) between each batch
+    # node's final vector and its first layer's. 0 = off.
+    contrastive_weight: float = 0.0
+    contrastive_noise: float = 0.1
+    contrastive_temperature: float = 0.2
     n_layers: int = 3
     heads: int = 1
     dropout: float = 0.2

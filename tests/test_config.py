@@ -58,6 +58,11 @@ def test_missing_file_and_bad_values():
     with pytest.raises(ConfigError, match=r"train.temperature=0.0: must be > 0"):
         load_config(None, ["train.model=gcn", "train.loss=sampled", "train.temperature=0"])
     assert load_config(None, ["train.model=lightgcn", "train.loss=sampled"]).train.temperature == 0.1
+    with pytest.raises(ConfigError, match=r"train.contrastive_weight: the contrastive view is for lightgcn and gcn, not mf"):
+        load_config(None, ["train.model=mf", "train.contrastive_weight=0.1"])
+    with pytest.raises(ConfigError, match=r"train.contrastive_weight=0.1, contrastive_noise=-0.1, .* the weight and "):
+        load_config(None, ["train.model=lightgcn", "train.contrastive_weight=0.1", "train.contrastive_noise=-0.1"])
+    assert load_config(None, ["train.model=gcn", "train.contrastive_weight=0.1"]).train.contrastive_temperature == 0.2
     with pytest.raises(ConfigError, match=r"train.sampler='zipf': use 'uniform' or 'popularity'"):
         load_config(None, ["train.model=sasrec", "train.loss=sampled", "train.sampler=zipf"])
     with pytest.raises(ConfigError, match=r"train.sampled_negatives=0: must be > 0"):

@@ -131,11 +131,13 @@ def test_gcn_layer_matches_numpy():
     np.testing.assert_allclose(model.propagate().numpy(), (h0 + h1) / 2, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("contrastive_weight", [0.0, 0.2])
 @pytest.mark.parametrize("loss", ["bpr", "sampled"])
 @pytest.mark.parametrize("cls", [LightGCN, GCN])
-def test_graph_models_learn_the_graph(cls, loss):
+def test_graph_models_learn_the_graph(cls, loss, contrastive_weight):
     graph, _ = coo()
-    model = cls(2, 3, graph, embedding_dim=8, n_layers=2, l2=0.0, seed=1, loss=loss, sampled_negatives=3)
+    model = cls(2, 3, graph, embedding_dim=8, n_layers=2, l2=0.0, seed=1, loss=loss, sampled_negatives=3,
+                contrastive_weight=contrastive_weight)
     opt = tf.keras.optimizers.Adam(0.05)
     batch = {S.USER_IDX: tf.constant([0, 0, 1, 1] * 8), S.ITEM_IDX: tf.constant([0, 1, 1, 2] * 8)}
     first = None
@@ -148,3 +150,75 @@ def test_graph_models_learn_the_graph(cls, loss):
     assert float(loss) < first
     scores = model.user_vectors() @ model.item_vectors().T
     assert scores[0, 0] > scores[0, 2] and scores[1, 2] > scores[1, 0]
+
+
+def test_contrastive_loss_matches_numpy():
+    from recsys_spark.models.losses import contrastive_loss
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    ua, ub = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    logits = ua @ ub.T / 0.2
+    expected = np.mean(np.log(np.exp(logits).sum(1)) - np.diag(logits))
+    assert float(contrastive_loss(tf.constant(a), tf.constant(b), 0.2)) == pytest.approx(expected, rel=1e-5)
+    # identical views with well separated rows: the positive dominates, the loss is near 0
+    separated = np.eye(4, dtype=np.float32)
+    assert float(contrastive_loss(tf.constant(separated), tf.constant(separated), 0.05)) < 1e-6
+
+
+def test_perturbed_moves_each_row_by_eps_inside_its_orthant_and_is_reproducible():
+    from recsys_spark.models.graph import perturbed
+
+    layer = tf.constant(np.random.default_rng(5).normal(size=(6, 4)).astype(np.float32))
+    seed = tf.constant([3, 11], tf.int64)
+    shift = (perturbed(layer, 0.3, seed, 0) - layer).numpy()
+    np.testing.assert_allclose(np.linalg.norm(shift, axis=1), 0.3, rtol=1e-5)
+    assert np.all(np.sign(shift) * np.sign(layer.numpy()) >= 0)  # never against the row's own signs
+    np.testing.assert_array_equal(perturbed(layer, 0.3, seed, 0).numpy(), layer.numpy() + shift)
+    assert not np.allclose(perturbed(layer, 0.3, seed, 1).numpy(), layer.numpy() + shift)  # each layer its own
+
+
+@pytest.mark.parametrize("loss", ["bpr", "sampled"])
+def test_lightgcn_contrastive_view_matches_numpy(loss):
+    graph, A = coo()
+    settings = dict(embedding_dim=4, n_layers=2, l2=0.1, seed=3, loss=loss, sampled_negatives=4, temperature=0.2)
+    model = LightGCN(2, 3, graph, contrastive_weight=0.5, contrastive_noise=0.1, contrastive_temperature=0.3,
+                     **settings)
+    plain = LightGCN(2, 3, graph, **settings)  # the same weights (same seed), no contrastive view
+    users, items = np.array([0, 1, 1, 0]), np.array([0, 2, 1, 0])
+    seed = tf.constant([2, 9], tf.int64)
+    batch = {S.USER_IDX: tf.constant(users), S.ITEM_IDX: tf.constant(items), "_seed": seed}
+    E0 = model.node_embedding.numpy()
+    np.testing.assert_array_equal(E0, plain.node_embedding.numpy())
+    # the noisy layers, by hand: each propagated layer shifted by eps in its own orthant
+    layers = [E0]
+    for k in range(2):
+        clean = A @ layers[-1]
+        shift = (model.layers(noise=0.1, seed=seed)[k + 1].numpy() - clean)
+        np.testing.assert_allclose(np.linalg.norm(shift, axis=1), 0.1, rtol=1e-4)
+        layers.append(clean + shift)
+    final = np.mean(layers, axis=0)
+
+    def info_nce(a, b, t):
+        a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+        logits = a @ b.T / t
+        return np.mean(np.log(np.exp(logits).sum(1)) - np.diag(logits))
+
+    # the plain model's loss on the noisy vectors = the base loss; the contrastive term over distinct nodes
+    # in order of first appearance (users 0, 1; items 0, 2, 1)
+    base = plain.compute_loss.__func__  # the same code path, fed the noisy layers
+    plain.layers = lambda noise=0.0, seed=None, adjacency=None: [tf.constant(x) for x in layers]
+    expected = float(base(plain, batch)) + 0.5 * (
+        info_nce(final[[0, 1]], layers[1][[0, 1]], 0.3) + info_nce(final[2 + np.array([0, 2, 1])],
+                                                                    layers[1][2 + np.array([0, 2, 1])], 0.3))
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-5)
+    # validation and export propagate without noise
+    np.testing.assert_allclose(model.propagate().numpy(), (E0 + A @ E0 + A @ A @ E0) / 3, rtol=1e-5, atol=1e-6)
+    assert float(model.compute_loss(batch, training=False)) == pytest.approx(
+        float(LightGCN(2, 3, graph, **settings).compute_loss(batch)), rel=1e-6)
+
+
+def test_graph_models_refuse_a_negative_contrastive_weight():
+    graph, _ = coo()
+    with pytest.raises(ValueError, match="contrastive_weight must be >= 0"):
+        LightGCN(2, 3, graph, contrastive_weight=-0.1)

@@ -26,6 +26,9 @@ class TrainSpec:
     sampled_negatives: int = 1000  # loss "sampled": items shared by a batch
     sampler: str = "uniform"  # loss "sampled": uniform or popularity
     temperature: float = 0.1  # graph models, loss "sampled": cosine logits / this
+    contrastive_weight: float = 0.0  # graph models: weight of the contrastive (XSimGCL) term, 0 = off
+    contrastive_noise: float = 0.1
+    contrastive_temperature: float = 0.2
     n_layers: int = 3
     graph_path: Optional[str] = None  # graph_edges of the same ds, for graph models
     sequences_path: Optional[str] = None  # sequences of the same ds, for sequence models
@@ -87,7 +90,9 @@ def settings_from_config(cfg) -> Dict[str, Any]:
         model=tc.model, embedding_dim=tc.embedding_dim, l2=tc.l2, epochs=tc.epochs, batch_size=tc.batch_size,
         learning_rate=tc.learning_rate, seed=tc.seed, loss=tc.loss, negatives=tc.negatives,
         sampled_negatives=tc.sampled_negatives, sampler=tc.sampler, temperature=tc.temperature,
-        n_layers=tc.n_layers, heads=tc.heads, dropout=tc.dropout, item_content=tc.item_content,
+        contrastive_weight=tc.contrastive_weight, contrastive_noise=tc.contrastive_noise,
+        contrastive_temperature=tc.contrastive_temperature, n_layers=tc.n_layers, heads=tc.heads,
+        dropout=tc.dropout, item_content=tc.item_content,
         title_hash_features=cfg.build.title_hash_features,
         max_len=cfg.build.sequence_length, shuffle_buffer=tc.shuffle_buffer, reader_workers=tc.reader_workers,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,

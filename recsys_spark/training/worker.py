@@ -53,7 +53,8 @@ def build_model(spec: TrainSpec, item_log_q=None):
     return cls(spec.n_users, spec.n_items, embedding_dim=spec.embedding_dim, l2=spec.l2, seed=spec.seed,
                loss=spec.loss, item_log_q=item_log_q, n_layers=spec.n_layers, negatives=spec.negatives,
                sampled_negatives=spec.sampled_negatives, sampler=spec.sampler, temperature=spec.temperature,
-               **extra)
+               contrastive_weight=spec.contrastive_weight, contrastive_noise=spec.contrastive_noise,
+               contrastive_temperature=spec.contrastive_temperature, **extra)
 
 
 class _Validator:
