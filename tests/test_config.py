@@ -76,6 +76,19 @@ def test_override_parsing():
         parse_override("train.epochs")
 
 
+def test_exponent_numbers_without_a_dot_are_floats(tmp_path):
+    # PyYAML reads 1e-5 as a string; a float key takes it as the number, other keys still refuse it
+    cfg = load_config(None, ["train.l2=1e-5", "train.learning_rate=+2E-3"])
+    assert (cfg.train.l2, cfg.train.learning_rate) == (1e-5, 0.002)
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  l2: 5e-4\n")
+    assert load_config(str(path)).train.l2 == 0.0005
+    with pytest.raises(ConfigError, match=r"train.l2' must be of type float, got str 'e-5'"):
+        load_config(None, ["train.l2=e-5"])
+    with pytest.raises(ConfigError, match=r"train.epochs' must be of type int, got str '1e3'"):
+        load_config(None, ["train.epochs=1e3"])
+
+
 def test_fingerprint_tracks_config():
     assert load_config(None).fingerprint() == load_config(None).fingerprint()
     assert load_config(None, ["train.epochs=2"]).fingerprint() != load_config(None).fingerprint()

@@ -114,8 +114,6 @@ def sampled_softmax_loss(query: tf.Tensor, positives: tf.Tensor, positive_vector
 def contrastive_loss(view_a: tf.Tensor, view_b: tf.Tensor, temperature: float) -> tf.Tensor:
     """InfoNCE between two views of the same N nodes: row i of ``view_a`` against every row of ``view_b``,
     its own row the positive, on cosine similarities / ``temperature``. [N, d], [N, d] -> scalar mean."""
-    a = tf.math.l2_normalize(view_a, -1)
+    a = tf.math.l2_normalize(view_a, -1) / temperature
     b = tf.math.l2_normalize(view_b, -1)
-    logits = tf.matmul(a, b, transpose_b=True) / temperature
-    labels = tf.range(tf.shape(logits)[0])
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    return in_batch_softmax_loss(a, b, tf.range(tf.shape(b)[0]))
