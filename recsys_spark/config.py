@@ -79,7 +79,8 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Checks ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    """Checks ``value`` against the annotation ``tp``; ints, and strings such as ``1e-5``, are accepted where floats
+    are expected."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
