@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--epochs", type=int, default=None, help="default: train.epochs")
     parser.add_argument("--patience", type=int, default=None, help="default: train.patience")
-    parser.add_argument("--ranks", type=int, default=2, help="emulated Horovod ranks (global batch and lr scale)")
+    parser.add_argument("--ranks", type=int, default=None,
+                        help="emulated Horovod ranks (global batch and lr scale); default: train.num_proc")
     parser.add_argument("--lake", default="/tmp/recsys_quality_lake")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
@@ -56,6 +57,7 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
     cfg = load_model_config(os.path.join(REPO, "conf", "datasets", f"{dataset}.yaml"),
                             [f"evaluate.k={k}", f"evaluate.ks=[{k}]"] + list(overrides), model_name)
     tc = cfg.train
+    ranks = ranks or tc.num_proc
 
     def path(table):
         folder = os.path.join(lake_root, table, f"ds={DS}")

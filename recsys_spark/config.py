@@ -217,10 +217,20 @@ def model_conf_dir() -> str:
     return os.environ.get("RECSYS_MODEL_CONF_DIR", os.path.join(project_root(), "conf", "models"))
 
 
+def conf_model_layer(path: Optional[str], model: str) -> Optional[str]:
+    """``<conf>.<model>.yaml`` beside a ``--conf`` file (``conf/datasets/gowalla.lightgcn.yaml`` beside
+    ``conf/datasets/gowalla.yaml``): what that deployment or dataset changes in one model's settings."""
+    if not path:
+        return None
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.{model}{ext or '.yaml'}"
+
+
 def load_model_config(path: Optional[str], overrides: Optional[List[str]], model: str) -> PipelineConfig:
     """The configuration a model trains with: ``--conf`` file, then ``conf/models/<model>.yaml`` (from
-    :func:`model_conf_dir`, whichever folder ``--conf`` is in), then ``--set`` overrides, with
+    :func:`model_conf_dir`, whichever folder ``--conf`` is in), then ``<conf>.<model>.yaml`` beside the
+    ``--conf`` file when there is one (:func:`conf_model_layer`), then ``--set`` overrides, with
     ``train.model`` set to ``model``. Every job and the nightly resolve a model's settings through here."""
-    layer = os.path.join(model_conf_dir(), f"{model}.yaml")
+    layers = [os.path.join(model_conf_dir(), f"{model}.yaml"), conf_model_layer(path, model)]
     return load_config(path, [f"train.model={model}"] + list(overrides or []),
-                      layers=[layer] if os.path.exists(layer) else [])
+                      layers=[layer for layer in layers if layer and os.path.exists(layer)])

@@ -106,6 +106,20 @@ def test_model_settings_apply_from_any_conf_location(tmp_path):
     assert load_model_config(str(elsewhere), [], "markov").train.epochs == 3  # no markov.yaml: --conf alone
 
 
+def test_a_conf_file_can_change_one_model_beside_it(tmp_path):
+    from recsys_spark.config import load_model_config
+
+    site = tmp_path / "site.yaml"
+    site.write_text("train:\n  epochs: 3\n  start_timeout_s: 120\n")
+    (tmp_path / "site.sasrec.yaml").write_text("train:\n  embedding_dim: 48\n  heads: 4\n  epochs: 7\n")
+    cfg = load_model_config(str(site), ["train.heads=2"], "sasrec")
+    # --conf < conf/models/sasrec.yaml < site.sasrec.yaml < --set
+    assert (cfg.train.loss, cfg.train.embedding_dim, cfg.train.heads, cfg.train.epochs) == ("full", 48, 2, 7)
+    assert cfg.train.start_timeout_s == 120  # set by --conf alone
+    mf = load_model_config(str(site), [], "mf")  # no site.mf.yaml: conf/models/mf.yaml's values
+    assert (mf.train.embedding_dim, mf.train.epochs, mf.train.start_timeout_s) == (32, 60, 120)
+
+
 def test_a_single_value_is_a_grid_of_one_and_grids_are_checked():
     cfg = load_config(None, ["ease.l2=50", "markov.last_n=[1, 3]"])
     assert cfg.ease.l2 == [50.0] and cfg.markov.last_n == [1, 3]
