@@ -28,9 +28,10 @@ DATASETS = {  # name: (loader format, path, attributes, K of the published proto
 }
 # The models a dataset runs without --models (every model elsewhere). Gowalla: its published protocol's
 # (LightGCN, EASE and the usual baselines). Its files keep no order (each train.txt line is sorted by item id,
-# no times), so sequence models (sasrec, markov, popularity_recent) would learn the id order, and it has no
-# item content; the other deep models have no run size for its whole-graph steps (as
-# conf/datasets/gowalla.lightgcn.yaml gives LightGCN) and were never measured there within 45 minutes.
+# no times; ../shared/data/README.md: not for sequential models), so sasrec, markov and popularity_recent
+# would learn the id order, and it has no item content; the other deep models have no run size for its
+# whole-graph steps (as conf/datasets/gowalla.lightgcn.yaml gives LightGCN) and were never measured there
+# within 45 minutes.
 DEFAULT_MODELS = {"gowalla": ("popularity", "item_knn", "als", "ease", "lightgcn")}
 # ../shared/data/README.md, measured on exactly these files by an independent harness (same protocol).
 REFERENCE = {
