@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import types
@@ -231,6 +232,8 @@ def load_model_config(path: Optional[str], overrides: Optional[List[str]], model
     :func:`model_conf_dir`, whichever folder ``--conf`` is in), then ``<conf>.<model>.yaml`` beside the
     ``--conf`` file when there is one (:func:`conf_model_layer`), then ``--set`` overrides, with
     ``train.model`` set to ``model``. Every job and the nightly resolve a model's settings through here."""
-    layers = [os.path.join(model_conf_dir(), f"{model}.yaml"), conf_model_layer(path, model)]
-    return load_config(path, [f"train.model={model}"] + list(overrides or []),
-                      layers=[layer for layer in layers if layer and os.path.exists(layer)])
+    layers = [layer for layer in (os.path.join(model_conf_dir(), f"{model}.yaml"), conf_model_layer(path, model))
+              if layer and os.path.exists(layer)]
+    logging.getLogger(__name__).info("%s settings: %s", model, " < ".join(
+        ([path] if path else ["defaults"]) + layers + ([f"{len(overrides)} --set"] if overrides else [])))
+    return load_config(path, [f"train.model={model}"] + list(overrides or []), layers=layers)
