@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--lake", default="/tmp/recsys_quality_lake")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
+    if args.ranks is not None and args.ranks < 1:
+        parser.error(f"--ranks must be 1 or more (got {args.ranks}); leave it out to use train.num_proc")
     print(explore(args.dataset, args.model, args.overrides, args.epochs, args.patience, args.ranks,
                   os.path.join(args.lake, args.dataset)), flush=True)
 
@@ -57,7 +59,7 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
     cfg = load_model_config(os.path.join(REPO, "conf", "datasets", f"{dataset}.yaml"),
                             [f"evaluate.k={k}", f"evaluate.ks=[{k}]"] + list(overrides), model_name)
     tc = cfg.train
-    ranks = ranks or tc.num_proc
+    ranks = tc.num_proc if ranks is None else ranks
 
     def path(table):
         folder = os.path.join(lake_root, table, f"ds={DS}")

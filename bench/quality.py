@@ -21,18 +21,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 DATA = os.path.join(REPO, "..", "shared", "data")
-DATASETS = {  # name: (loader format, path, attributes, K of the published protocol, default seeds)
-    "ml-100k": ("ml-100k", "ml-100k", None, 10, "0,1,2"),
-    "beauty": ("sequences", "beauty/Beauty.txt", "beauty/Beauty_item2attributes.json", 10, "0"),
-    "gowalla": ("lightgcn", "gowalla", None, 20, "0"),
+# name: (loader format, path, attributes, K of the published protocol, default seeds, default models)
+# Default models (None: every model): Gowalla runs its published protocol's (LightGCN, EASE and the usual
+# baselines). Its files keep no order (each train.txt line is sorted by item id, no times;
+# ../shared/data/README.md: not for sequential models), so sasrec, markov and popularity_recent would learn
+# the id order, and it has no item content; the other deep models have no run size for its whole-graph steps
+# (as conf/datasets/gowalla.lightgcn.yaml gives LightGCN) and were never measured there within 45 minutes.
+DATASETS = {
+    "ml-100k": ("ml-100k", "ml-100k", None, 10, "0,1,2", None),
+    "beauty": ("sequences", "beauty/Beauty.txt", "beauty/Beauty_item2attributes.json", 10, "0", None),
+    "gowalla": ("lightgcn", "gowalla", None, 20, "0", ("popularity", "item_knn", "als", "ease", "lightgcn")),
 }
-# The models a dataset runs without --models (every model elsewhere). Gowalla: its published protocol's
-# (LightGCN, EASE and the usual baselines). Its files keep no order (each train.txt line is sorted by item id,
-# no times; ../shared/data/README.md: not for sequential models), so sasrec, markov and popularity_recent
-# would learn the id order, and it has no item content; the other deep models have no run size for its
-# whole-graph steps (as conf/datasets/gowalla.lightgcn.yaml gives LightGCN) and were never measured there
-# within 45 minutes.
-DEFAULT_MODELS = {"gowalla": ("popularity", "item_knn", "als", "ease", "lightgcn")}
 # ../shared/data/README.md, measured on exactly these files by an independent harness (same protocol).
 REFERENCE = {
     "ml-100k": {"popularity": 0.0390, "ease": 0.0699, "als": 0.0748, "markov": 0.0865},
@@ -48,8 +47,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="ml-100k,beauty,gowalla")
-    parser.add_argument("--models", default=None, help="comma-separated (default: every model; on Gowalla those "
-                                                         "of DEFAULT_MODELS)")
+    parser.add_argument("--models", default=None, help="comma-separated (default: every model; on Gowalla its "
+                                                         "protocol's, as DATASETS says)")
     parser.add_argument("--seeds", default=None, help="comma-separated (default: 0,1,2 on ml-100k, 0 elsewhere)")
     parser.add_argument("--lake", default="/tmp/recsys_quality_lake", help="lake folder, one sub-folder per dataset")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every model")
@@ -57,7 +56,7 @@ def main() -> None:
     lines = []
     for dataset in args.datasets.split(","):
         models = (args.models.split(",") if args.models
-                  else DEFAULT_MODELS.get(dataset, BASELINE_NAMES + DEEP_MODEL_NAMES))
+                  else DATASETS[dataset][5] or BASELINE_NAMES + DEEP_MODEL_NAMES)
         lines.append(run_dataset(dataset, list(models), args.seeds, args.lake, args.overrides))
     print("\n".join(lines))
 
@@ -75,7 +74,7 @@ def run_dataset(dataset: str, models, seeds_arg, lake_root: str, overrides) -> s
     from recsys_spark.session import build_session
     from recsys_spark.training import train_model
 
-    fmt, rel, attributes, k, default_seeds = DATASETS[dataset]
+    fmt, rel, attributes, k, default_seeds, _ = DATASETS[dataset]
     conf = os.path.join(REPO, "conf", "datasets", f"{dataset}.yaml")
     base_overrides = [f"evaluate.k={k}", f"evaluate.ks=[{k}]"] + list(overrides)
     base = load_config(conf, base_overrides)

@@ -35,6 +35,8 @@ from recsys_spark.config_sections import (
 )
 from recsys_spark.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -234,6 +236,6 @@ def load_model_config(path: Optional[str], overrides: Optional[List[str]], model
     ``train.model`` set to ``model``. Every job and the nightly resolve a model's settings through here."""
     layers = [layer for layer in (os.path.join(model_conf_dir(), f"{model}.yaml"), conf_model_layer(path, model))
               if layer and os.path.exists(layer)]
-    logging.getLogger(__name__).info("%s settings: %s", model, " < ".join(
+    log.info("%s settings: %s", model, " < ".join(
         ([path] if path else ["defaults"]) + layers + ([f"{len(overrides)} --set"] if overrides else [])))
     return load_config(path, [f"train.model={model}"] + list(overrides or []), layers=layers)
