@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from recsys_spark.config import PipelineConfig, load_config, parse_override
@@ -127,3 +129,25 @@ def test_a_single_value_is_a_grid_of_one_and_grids_are_checked():
         load_config(None, ["ease.l2=0"])
     with pytest.raises(ConfigError, match=r"evaluate.k=7 must be one of evaluate.ks=\[5, 10, 20\]"):
         load_config(None, ["evaluate.k=7"])
+
+
+def test_conf_shipped_beside_the_package_is_found_as_in_a_yarn_container(tmp_path):
+    """YARN cluster mode runs the driver in a container whose working folder holds what --py-files and
+    --archives shipped: dist/recsys_spark.zip and conf/ unpacked from an archive (README, Operating guide)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import PACKAGE
+
+    shutil.copy(PACKAGE, tmp_path / "recsys_spark.zip")
+    (tmp_path / "conf" / "models").mkdir(parents=True)
+    (tmp_path / "conf" / "nightly.yaml").write_text("train:\n  epochs: 4\n")
+    (tmp_path / "conf" / "models" / "sasrec.yaml").write_text("train:\n  heads: 3\n")
+    (tmp_path / "conf" / "nightly.sasrec.yaml").write_text("train:\n  embedding_dim: 24\n")
+    code = ("import recsys_spark.config as c; t = c.load_model_config('conf/nightly.yaml', [], 'sasrec').train; "
+            "print(c.__file__, c.model_conf_dir(), t.epochs, t.heads, t.embedding_dim)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "recsys_spark.zip")}).stdout.split()
+    assert out == [str(tmp_path / "recsys_spark.zip" / "recsys_spark" / "config.py"),
+                   str(tmp_path / "conf" / "models"), "4", "3", "24"]
