@@ -91,8 +91,10 @@ def test_early_stopping_keeps_the_best_epoch(spark, tmp_path, capfd):
     assert result.final_learning_rates == pytest.approx([1e-9 * 2 * 0.5] * 2, rel=1e-5)
     # progress: rank 0 logs one line per epoch, with the validation metric and the time left
     epochs = re.findall(r"INFO \[recsys_spark\.training\.worker\] mf epoch (\d)/6: loss [\d.]+, validation NDCG@5 "
-                        r"([\d.]+) \(best ([\d.]+) at epoch 1\), [\d.]+ s; ETA \d+", capfd.readouterr().out)
+                        r"([\d.]+) \(best ([\d.]+) at epoch 1\), [\d.]+ s; ETA \d+\S* at the 6-epoch cap, "
+                        r"ETA (\S+) if validation stops improving", capfd.readouterr().out)
     assert [e[0] for e in epochs] == ["1", "2"] and epochs[0][1] == epochs[0][2] == f"{result.validation[0]['ndcg']:.4f}"
+    assert epochs[1][3] == "0s"  # (patience 1: the epoch without a gain is the last)
 
 
 def test_a_refit_replays_the_learning_rate_schedule_of_the_validated_run(spark, tmp_path):

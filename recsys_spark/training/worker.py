@@ -194,10 +194,16 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
             save_best(spec.checkpoint_dir, best_weights, history)
         if rank == 0:  # progress: one line per epoch
             done = epoch + 1 - resumed_from
-            quality = (f"validation NDCG@{spec.validation_k} {history[-1]['ndcg']:.4f} (best {float(state['best_ndcg'].numpy()):.4f} "
-                       f"at epoch {int(state['best_epoch'].numpy())}), " if validator is not None else "")
-            log.info("%s epoch %d/%d: loss %.4f, %s%.1f s; %s", spec.model, epoch + 1, spec.epochs, losses[-1], quality,
-                     train_seconds[-1], logs.eta(done, spec.epochs - resumed_from, sum(train_seconds)))
+            quality, until_stop = "", ""
+            if validator is not None:
+                quality = (f"validation NDCG@{spec.validation_k} {history[-1]['ndcg']:.4f} (best "
+                           f"{float(state['best_ndcg'].numpy()):.4f} at epoch {int(state['best_epoch'].numpy())}), ")
+                # the early stop comes after ``patience`` epochs without a gain (or at the cap, if sooner)
+                left = min(spec.epochs - epoch - 1, spec.patience - int(state["bad_epochs"].numpy()))
+                until_stop = f", {logs.eta(done, done + left, sum(train_seconds))} if validation stops improving"
+            log.info("%s epoch %d/%d: loss %.4f, %s%.1f s; %s at the %d-epoch cap%s", spec.model, epoch + 1, spec.epochs,
+                     losses[-1], quality, train_seconds[-1], logs.eta(done, spec.epochs - resumed_from,
+                     sum(train_seconds)), spec.epochs, until_stop)
         if distributed.value_from_rank0(stop) > 0:
             stopped_early = True
             break
