@@ -55,7 +55,7 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
     from recsys_spark.training.spec import TrainSpec, settings_from_config
     from recsys_spark.training.worker import _Validator, build_model
 
-    k = DATASETS[dataset][3]
+    k = DATASETS[dataset].k
     cfg = load_model_config(os.path.join(REPO, "conf", "datasets", f"{dataset}.yaml"),
                             [f"evaluate.k={k}", f"evaluate.ks=[{k}]"] + list(overrides), model_name)
     tc = cfg.train

@@ -65,7 +65,7 @@ def explore(dataset, model_name, overrides, n_top, lake_root) -> None:
     from recsys_spark.evaluate.offline import validation_metrics
     from recsys_spark.io.local import read_split, vocab_size
 
-    k = DATASETS[dataset][3]
+    k = DATASETS[dataset].k
     cfg = load_config(os.path.join(REPO, "conf", "datasets", f"{dataset}.yaml"),
                       [f"evaluate.k={k}", f"evaluate.ks=[{k}]", f"train.model={model_name}"] + list(overrides))
     folders = {t: os.path.join(lake_root, t, f"ds={DS}") for t in (S.INTERACTIONS, S.USER_VOCAB, S.ITEM_VOCAB)}

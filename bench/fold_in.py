@@ -48,7 +48,7 @@ def run(dataset: str, l2_values, root: str) -> None:
     from recsys_spark.config_sections import SparkConfig
     from recsys_spark.session import build_session
 
-    k = DATASETS[dataset][3]
+    k = DATASETS[dataset].k
     data = read_split(f"{root}/{S.INTERACTIONS}/ds={DS}", vocab_size(f"{root}/{S.USER_VOCAB}/ds={DS}", S.USER_IDX),
                       vocab_size(f"{root}/{S.ITEM_VOCAB}/ds={DS}", S.ITEM_IDX))
     lengths = data.train.lengths()

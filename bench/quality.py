@@ -12,6 +12,7 @@ deep against the best traditional model on the last line.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import sys
@@ -21,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 DATA = os.path.join(REPO, "..", "shared", "data")
+Dataset = collections.namedtuple("Dataset", "format path attributes k seeds models")
 # name: (loader format, path, attributes, K of the published protocol, default seeds, default models)
 # Default models (None: every model): Gowalla runs its published protocol's (LightGCN, EASE and the usual
 # baselines). Its files keep no order (each train.txt line is sorted by item id, no times;
@@ -28,9 +30,9 @@ DATA = os.path.join(REPO, "..", "shared", "data")
 # the id order, and it has no item content; the other deep models have no run size for its whole-graph steps
 # (as conf/datasets/gowalla.lightgcn.yaml gives LightGCN) and were never measured there within 45 minutes.
 DATASETS = {
-    "ml-100k": ("ml-100k", "ml-100k", None, 10, "0,1,2", None),
-    "beauty": ("sequences", "beauty/Beauty.txt", "beauty/Beauty_item2attributes.json", 10, "0", None),
-    "gowalla": ("lightgcn", "gowalla", None, 20, "0", ("popularity", "item_knn", "als", "ease", "lightgcn")),
+    "ml-100k": Dataset("ml-100k", "ml-100k", None, 10, "0,1,2", None),
+    "beauty": Dataset("sequences", "beauty/Beauty.txt", "beauty/Beauty_item2attributes.json", 10, "0", None),
+    "gowalla": Dataset("lightgcn", "gowalla", None, 20, "0", ("popularity", "item_knn", "als", "ease", "lightgcn")),
 }
 # ../shared/data/README.md, measured on exactly these files by an independent harness (same protocol).
 REFERENCE = {
@@ -56,7 +58,7 @@ def main() -> None:
     lines = []
     for dataset in args.datasets.split(","):
         models = (args.models.split(",") if args.models
-                  else DATASETS[dataset][5] or BASELINE_NAMES + DEEP_MODEL_NAMES)
+                  else DATASETS[dataset].models or BASELINE_NAMES + DEEP_MODEL_NAMES)
         lines.append(run_dataset(dataset, list(models), args.seeds, args.lake, args.overrides))
     print("\n".join(lines))
 
