@@ -63,6 +63,8 @@ def problems(cfg) -> List[str]:
         found.append(f"train.negatives={cfg.train.negatives}: must be >= 1 (BPR negatives per positive)")
     if not 0.0 < cfg.train.lr_decay <= 1.0:
         found.append(f"train.lr_decay={cfg.train.lr_decay}: must be in (0, 1] (1 = constant learning rate)")
+    if cfg.train.warmup_steps < 0:
+        found.append(f"train.warmup_steps={cfg.train.warmup_steps}: must be >= 0 (0 = no warm-up)")
     if cfg.evaluate.baseline != "popularity":
         found.append("evaluate.baseline: only 'popularity' is supported")
     unknown = sorted(set(cfg.build.event_weights) - set(EVENT_TYPES))

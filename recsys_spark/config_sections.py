@@ -144,6 +144,7 @@ class TrainConfig:
     item_content: bool = False  # sasrec: item_features fused into the item representation (others ignore it)
     patience: int = 3
     lr_decay: float = 1.0  # multiply the learning rate by this after an epoch without validation gain
+    warmup_steps: int = 0  # the learning rate ramps up linearly over the first this many steps (0: none)
     validation_max_users: int = 20000
     checkpoint: bool = True
     # Horovod start-up: every rank must be running within this many seconds (a cluster without free task

@@ -52,6 +52,8 @@ def test_missing_file_and_bad_values():
         load_config(None, ["train.negatives=0"])
     with pytest.raises(ConfigError, match=r"train.lr_decay=1.5: must be in \(0, 1\]"):
         load_config(None, ["train.lr_decay=1.5"])
+    with pytest.raises(ConfigError, match=r"train.warmup_steps=-1: must be >= 0 \(0 = no warm-up\)"):
+        load_config(None, ["train.warmup_steps=-1"])
     with pytest.raises(ConfigError, match=r"train.loss='sampled' .* is for sasrec"):
         load_config(None, ["train.model=mf", "train.loss=sampled"])
     with pytest.raises(ConfigError, match=r"train.loss='softmax' \(in-batch negatives\) is for mf, two_tower and "

@@ -115,6 +115,22 @@ def test_a_refit_replays_the_learning_rate_schedule_of_the_validated_run(spark, 
     assert constant.digests != first.digests
 
 
+def test_warmup_ramps_the_learning_rate_over_the_first_steps_on_every_rank(spark, tmp_path):
+    write_uneven_train_table(tmp_path / "train")
+    # 2 epochs of 372 // (32 x 2) = 5 steps: the last step (index 9) of a 20-step warm-up runs at 10/20 of
+    # the size-scaled rate, and the rate is left there.
+    result = train_distributed(spark, _spec(tmp_path, epochs=2, learning_rate=0.02, warmup_steps=20,
+                                            validation_path=None), num_proc=2)
+    assert result.steps_per_epoch == 5 and result.digests[0] == result.digests[1]
+    assert result.final_learning_rates == pytest.approx([0.02 * 2 * 10 / 20] * 2, rel=1e-6)
+    # a warm-up shorter than the run ends at the full rate, and trains other weights than none at all
+    short = train_distributed(spark, _spec(tmp_path, epochs=2, learning_rate=0.02, warmup_steps=3,
+                                           validation_path=None), num_proc=2)
+    none = train_distributed(spark, _spec(tmp_path, epochs=2, learning_rate=0.02, validation_path=None), num_proc=2)
+    assert short.final_learning_rates == pytest.approx([0.02 * 2] * 2, rel=1e-6)
+    assert short.digests[0] == short.digests[1] and short.digests != none.digests
+
+
 def _descends_from_this_test(pid: str) -> bool:
     import os
 

@@ -48,6 +48,7 @@ class TrainSpec:
     validation_max_users: Optional[int] = None
     patience: int = 3
     lr_decay: float = 1.0  # learning rate x this after every epoch without validation improvement
+    warmup_steps: int = 0  # linear learning-rate warm-up over the first steps (warmup_scale)
     # the learning rate's scale for each epoch, given (a refit replays the validated run's decays)
     lr_schedule: Optional[List[float]] = None
     checkpoint_dir: Optional[str] = None
@@ -96,9 +97,17 @@ def settings_from_config(cfg) -> Dict[str, Any]:
         title_hash_features=cfg.build.title_hash_features,
         max_len=cfg.build.sequence_length, shuffle_buffer=tc.shuffle_buffer, reader_workers=tc.reader_workers,
         validation_k=cfg.evaluate.k, validation_max_users=tc.validation_max_users, patience=tc.patience,
-        lr_decay=tc.lr_decay, start_timeout_s=tc.start_timeout_s)
+        lr_decay=tc.lr_decay, warmup_steps=tc.warmup_steps, start_timeout_s=tc.start_timeout_s)
 
 
 def steps_per_epoch(n_rows: int, batch_size: int, size: int) -> int:
     """Identical on every rank: one pass over the data split across ranks, at least one step."""
     return max(1, n_rows // (batch_size * size))
+
+
+def warmup_scale(step: int, warmup_steps: int) -> float:
+    """The learning rate's factor at optimizer step ``step`` (0-based, counted over the whole run):
+    (step + 1) / warmup_steps during the warm-up, then 1."""
+    if warmup_steps <= 0 or step >= warmup_steps:
+        return 1.0
+    return (step + 1) / warmup_steps

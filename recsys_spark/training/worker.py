@@ -13,7 +13,7 @@ from recsys_spark import logs
 from recsys_spark import schemas as S
 from recsys_spark.io import fs
 from recsys_spark.training.checkpoints import load_best, save_best
-from recsys_spark.training.spec import TrainSpec, steps_per_epoch
+from recsys_spark.training.spec import TrainSpec, steps_per_epoch, warmup_scale
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,9 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
                 if folded_history is not None:
                     batch[S.HISTORY] = tf.gather(folded_history, tf.cast(batch[S.USER_IDX], tf.int32))
                 batch[SEED_KEY] = tf.constant([spec.seed * 1009 + rank, epoch * n_steps + i], tf.int64)
+                if spec.warmup_steps and epoch * n_steps + i <= spec.warmup_steps:  # the ramp, then the full rate
+                    optimizer.learning_rate.assign(spec.learning_rate * size * epoch_lr_scale
+                                                   * warmup_scale(epoch * n_steps + i, spec.warmup_steps))
                 total += float((first_step if is_first else step)(batch))
                 is_first = False
         train_seconds.append(time.time() - epoch_started)
