@@ -52,7 +52,7 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
     from recsys_spark import schemas as S
     from recsys_spark.config import load_model_config
     from recsys_spark.io.local import load_pairs, log_item_shares, vocab_size
-    from recsys_spark.training.spec import TrainSpec, settings_from_config, warmup_scale
+    from recsys_spark.training.spec import TrainSpec, settings_from_config, warmup_rate
     from recsys_spark.training.worker import _Validator, build_model
 
     k = DATASETS[dataset].k
@@ -113,9 +113,9 @@ def explore(dataset, model_name, overrides, epochs, patience, ranks, lake_root) 
             take = order[i * batch_size:(i + 1) * batch_size]
             batch = {key: tf.constant(value[take]) for key, value in data.items()}
             batch[SEED_KEY] = tf.constant([spec.seed, epoch * n_steps + i], tf.int64)
-            if spec.warmup_steps and epoch * n_steps + i <= spec.warmup_steps:
-                optimizer.learning_rate.assign(spec.learning_rate * ranks * lr_scale
-                                               * warmup_scale(epoch * n_steps + i, spec.warmup_steps))
+            rate = warmup_rate(spec, ranks * lr_scale, epoch * n_steps + i)
+            if rate is not None:
+                optimizer.learning_rate.assign(rate)
             total += float(step(batch))
         metrics = validator(model)
         improved = metrics["ndcg"] > best

@@ -111,3 +111,12 @@ def warmup_scale(step: int, warmup_steps: int) -> float:
     if warmup_steps <= 0 or step >= warmup_steps:
         return 1.0
     return (step + 1) / warmup_steps
+
+
+def warmup_rate(spec: TrainSpec, scale: float, step: int) -> Optional[float]:
+    """The learning rate to set before optimizer step ``step`` while the warm-up lasts (one step past
+    its end included, which restores the full rate), else None: the rate already set stands.
+    ``scale`` multiplies ``spec.learning_rate`` (ranks x the plateau decay's factor)."""
+    if not spec.warmup_steps or step > spec.warmup_steps:
+        return None
+    return spec.learning_rate * scale * warmup_scale(step, spec.warmup_steps)

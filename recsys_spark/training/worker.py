@@ -13,7 +13,7 @@ from recsys_spark import logs
 from recsys_spark import schemas as S
 from recsys_spark.io import fs
 from recsys_spark.training.checkpoints import load_best, save_best
-from recsys_spark.training.spec import TrainSpec, steps_per_epoch, warmup_scale
+from recsys_spark.training.spec import TrainSpec, steps_per_epoch, warmup_rate
 
 log = logging.getLogger(__name__)
 
@@ -160,21 +160,17 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
         epoch_lr_scale = float(state["lr_scale"].numpy())
         with feed.sharded_batches(spec.train_url, fields, rank, size, spec.batch_size,
                                   seed=spec.seed + 7919 * epoch + rank, shuffle_buffer=spec.shuffle_buffer,
-                                  workers=spec.reader_workers) as dataset:
-            batches = iter(dataset)
+                                  workers=spec.reader_workers) as batches:
             for i in range(n_steps):
-                batch = dict(next(batches))
+                batch = next(batches)
                 if folded_history is not None:
                     batch[S.HISTORY] = tf.gather(folded_history, tf.cast(batch[S.USER_IDX], tf.int32))
                 batch[SEED_KEY] = tf.constant([spec.seed * 1009 + rank, epoch * n_steps + i], tf.int64)
-                if spec.warmup_steps and epoch * n_steps + i <= spec.warmup_steps:  # the ramp, then the full rate
-                    optimizer.learning_rate.assign(spec.learning_rate * size * epoch_lr_scale
-                                                   * warmup_scale(epoch * n_steps + i, spec.warmup_steps))
+                rate = warmup_rate(spec, size * epoch_lr_scale, epoch * n_steps + i)
+                if rate is not None:
+                    optimizer.learning_rate.assign(rate)
                 total += float((first_step if is_first else step)(batch))
                 is_first = False
-            # End the tf.data iterator while its Petastorm reader still runs: left to the next epoch's
-            # ``iter``, its teardown waited on a generator over a stopped reader, 4-17 s on some epochs.
-            del batches
         train_seconds.append(time.time() - epoch_started)
         losses.append(distributed.mean_over_ranks(total / n_steps))
         state["epoch"].assign(epoch + 1)
