@@ -48,6 +48,20 @@ def test_causal_and_padding():
     assert np.all(np.triu(weights[0], 1) == 0)
 
 
+def test_user_vectors_in_cropped_length_blocks_equal_the_full_width_encoding():
+    m = SASRec(n_users=7, n_items=10, embedding_dim=8, n_layers=2, heads=2, dropout=0.0, max_len=12, seed=4)
+    rng = np.random.default_rng(1)
+    history = np.full((7, 12), -1, np.int32)
+    for user, n in enumerate([12, 0, 3, 1, 7, 12, 5]):  # full, empty and short histories, out of length order
+        history[user, 12 - n:] = rng.integers(0, 10, n)
+    full_width = m.encode(tf.constant(history))[0][:, -1].numpy()
+    # blocks of 2 users, widths rounded up to 4 columns: 0 | 1, 3 -> 4; 5, 7 -> 8; 12, 12 -> 12 (no crop)
+    np.testing.assert_allclose(m.vectors_for(history, batch=2, width_step=4), full_width, atol=1e-5)
+    # a crop without the position offset would shift every position: the offset is what keeps it exact
+    cropped = m.encode(tf.constant(history[4:5, 4:]))[0][:, -1].numpy()
+    assert not np.allclose(cropped, full_width[4:5], atol=1e-3)
+
+
 def test_explain_names_history_items():
     m = model()
     history = np.array([-1, -1, 3, 5, 1, 7], np.int32)

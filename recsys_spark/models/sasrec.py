@@ -102,15 +102,18 @@ class SASRec(Recommender):
             return table
         return tf.concat([table[:1], table[1:] + self.content(tf.range(self.n_items))], axis=0)
 
-    def encode(self, history: tf.Tensor, training: bool = False,
-               table: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, List[tf.Tensor]]:
+    def encode(self, history: tf.Tensor, training: bool = False, table: Optional[tf.Tensor] = None,
+               first_position=0) -> Tuple[tf.Tensor, List[tf.Tensor]]:
         """history [B, L] item indices (-1 = padding) -> (hidden [B, L, d], attention per block [B, h, L, L]).
-        ``table``: :meth:`item_table`, when the caller has it already."""
+        ``table``: :meth:`item_table`, when the caller has it already. ``first_position``: the position of
+        column 0, when the history is the right end of a longer window whose left columns were padding only
+        (their keys are masked, so cropping them changes nothing that the real items see)."""
         ids = tf.cast(history, tf.int32) + 1
         length = tf.shape(ids)[1]
         is_item = tf.not_equal(ids, 0)
         table = self.item_table() if table is None else table
-        x = tf.gather(table, ids) * (self.dim ** 0.5) + self.position_embedding(tf.range(length))[tf.newaxis]
+        positions = tf.range(length) + tf.cast(first_position, tf.int32)
+        x = tf.gather(table, ids) * (self.dim ** 0.5) + self.position_embedding(positions)[tf.newaxis]
         x = self.drop(x, training=training) * tf.cast(is_item, x.dtype)[..., tf.newaxis]
         causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
         # A query attends to earlier real items, and always to itself so that padded rows stay finite.
@@ -153,16 +156,28 @@ class SASRec(Recommender):
         return loss
 
     @tf.function(reduce_retracing=True)
-    def _last_hidden(self, history: tf.Tensor) -> tf.Tensor:
+    def _last_hidden(self, history: tf.Tensor, first_position: tf.Tensor) -> tf.Tensor:
         # Traced once: calling the attention eagerly on large batches grows memory on every call (TF 2.15).
-        return self.encode(history, training=False)[0][:, -1]
+        return self.encode(history, training=False, first_position=first_position)[0][:, -1]
 
-    def vectors_for(self, history: np.ndarray, batch: int = 1024) -> np.ndarray:
-        """[n, L] histories -> [n, d] last-position hidden states."""
-        out = []
-        for start in range(0, len(history), batch):
-            out.append(self._last_hidden(tf.constant(history[start:start + batch], tf.int32)).numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+    def vectors_for(self, history: np.ndarray, batch: int = 256, width_step: int = 16) -> np.ndarray:
+        """[n, L] left-padded histories -> [n, d] last-position hidden states.
+
+        Users go through in blocks of similar history length, each block cropped to its longest history
+        (rounded up to ``width_step`` columns, so that few shapes are traced): attention costs the square
+        of the width, and most histories are shorter than L. The result is the full-width encoding's.
+        """
+        history = np.asarray(history)
+        n, window = history.shape
+        out = np.zeros((n, self.dim), np.float32)
+        lengths = (history >= 0).sum(axis=1)
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, n, batch):
+            users = order[start:start + batch]
+            width = min(window, max(width_step, -(-int(lengths[users].max()) // width_step) * width_step))
+            cropped = tf.constant(history[users, window - width:], tf.int32)
+            out[users] = self._last_hidden(cropped, tf.constant(window - width, tf.int32)).numpy()
+        return out
 
     def user_vectors(self, for_test: bool = True) -> np.ndarray:
         history = self.export_history if for_test else self.validation_history
