@@ -16,7 +16,7 @@ carries, not the raw weight alone, so that each recommendation gets its own reas
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -49,23 +49,41 @@ class SequenceScorer(Scorer):
     def params(self):
         return dict(self._params)
 
-    def padded_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """[B, L] int: the last L items of each history, left-padded with -1 (as the ``sequences`` table)."""
-        out = np.full((len(histories), self.max_len), -1, np.int64)
+    def padded_histories(self, histories: Sequence[np.ndarray], width: Optional[int] = None) -> np.ndarray:
+        """[B, width] int: the last L items of each history, left-padded with -1 (as the ``sequences``
+        table); ``width`` (default L) must hold the longest of them."""
+        width = self.max_len if width is None else width
+        out = np.full((len(histories), width), -1, np.int64)
         for row, items in enumerate(histories):
             items = np.asarray(items, np.int64)[-self.max_len:]
             if len(items):
-                out[row, self.max_len - len(items):] = items
+                out[row, width - len(items):] = items
         return out
 
-    def encode(self, padded: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """padded [B, L] -> (last hidden [B, d], last block's attention of the last position [B, heads, L],
-        each position's value through the output projection [B, heads, L, d])."""
+    def length_blocks(self, histories: Sequence[np.ndarray], block: int = 128,
+                      step: int = 16) -> Iterator[Tuple[np.ndarray, np.ndarray, int]]:
+        """Yields (rows, padded [b, W], first position) for ``histories`` in blocks of similar length, each
+        cropped to its longest (the last L items; W rounded up to ``step`` columns, at most L). Attention
+        costs the square of the width and most histories are shorter than L; the padding cut off is never
+        read by an item's position, so encoding a block from its first position (:meth:`encode`) gives the
+        full-width result."""
+        lengths = np.minimum(np.array([len(h) for h in histories], np.int64), self.max_len)
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), block):
+            rows = order[start:start + block]
+            width = min(self.max_len, max(step, -(-int(lengths[rows].max()) // step) * step))
+            yield rows, self.padded_histories([histories[row] for row in rows], width), self.max_len - width
+
+    def encode(self, padded: np.ndarray, first_position: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """padded [B, W] -> (last hidden [B, d], last block's attention of the last position [B, heads, W],
+        each position's value through the output projection [B, heads, W, d]). The columns are positions
+        ``first_position`` to ``first_position + W - 1`` of the model's L (0 and L: the full width)."""
         w = self._arrays
         is_item = padded >= 0
-        x = self.item_table[np.maximum(padded, 0)] * np.float32(self.dim ** 0.5) + w["position"][np.newaxis]
-        x = x * is_item[..., np.newaxis]
         length = padded.shape[1]
+        position = w["position"][first_position:first_position + length]
+        x = self.item_table[np.maximum(padded, 0)] * np.float32(self.dim ** 0.5) + position[np.newaxis]
+        x = x * is_item[..., np.newaxis]
         causal = np.tril(np.ones((length, length), bool))
         mask = (causal[np.newaxis] & is_item[:, np.newaxis, :]) | np.eye(length, dtype=bool)[np.newaxis]
         for block in range(self.n_layers):
@@ -92,9 +110,10 @@ class SequenceScorer(Scorer):
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[B, d]: the last position's hidden state for each history."""
-        if not len(histories):
-            return np.zeros((0, self.dim), np.float32)
-        return self.encode(self.padded_histories(histories))[0]
+        out = np.zeros((len(histories), self.dim), np.float32)
+        for rows, padded, first in self.length_blocks(histories):
+            out[rows] = self.encode(padded, first)[0]
+        return out
 
     def scores(self, users, histories):
         return self.user_vectors(histories) @ self.item_table.T
@@ -105,33 +124,49 @@ class SequenceScorer(Scorer):
     def position_support(self, histories: Sequence[np.ndarray], items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(padded [B, L], support [B, k, L]) of each history position for each of ``items`` [B, k]."""
         padded = self.padded_histories(histories)
-        _, attention, values_out = self.encode(padded)
-        carried = (attention[..., np.newaxis] * values_out).sum(axis=1)  # [B, L, d]: attention-weighted values
-        support = np.matmul(self.item_table[np.asarray(items, np.int64)], np.swapaxes(carried, 1, 2))  # [B, k, L]
-        support = np.where(padded[:, np.newaxis, :] >= 0, support, -np.inf)
-        return padded, support.astype(np.float32)
+        return padded, self._support(padded, 0, items)
+
+    def _support(self, padded: np.ndarray, first_position: int, items: np.ndarray) -> np.ndarray:
+        _, attention, values_out = self.encode(padded, first_position)
+        carried = (attention[..., np.newaxis] * values_out).sum(axis=1)  # [B, W, d]: attention-weighted values
+        support = np.matmul(self.item_table[np.asarray(items, np.int64)], np.swapaxes(carried, 1, 2))  # [B, k, W]
+        return np.where(padded[:, np.newaxis, :] >= 0, support, -np.inf).astype(np.float32)
 
     def because_block(self, histories: Sequence[np.ndarray], items: np.ndarray, n: int = 3) -> np.ndarray:
         """[B, k, n]: for each user b and each of ``items[b]`` (-1 = no item: all -1), up to ``n`` history
         items with positive support, most supportive first, then -1s (an item met twice counts at its most
         recent position; equal support goes to the more recent position)."""
         items = np.asarray(items, np.int64)
-        if not len(histories):
-            return np.full(items.shape + (n,), -1, np.int64)
-        padded, support = self.position_support(histories, np.maximum(items, 0))
-        length = padded.shape[1]
-        for row in range(len(padded)):  # earlier occurrences of an item give no reason
-            _, newest = np.unique(padded[row, ::-1], return_index=True)
-            earlier = np.ones(length, bool)
-            earlier[length - 1 - newest] = False
-            support[row, :, earlier] = -np.inf
-        order = length - 1 - np.argsort(-support[..., ::-1], axis=-1, kind="stable")[..., :n]  # newest first
-        top = np.take_along_axis(support, order, axis=-1)
-        ids = np.take_along_axis(np.broadcast_to(padded[:, np.newaxis, :], support.shape), order, axis=-1)
-        ids = np.where((top > 0) & (items >= 0)[..., np.newaxis], ids, -1)
-        if ids.shape[2] < n:
-            ids = np.concatenate([ids, np.full(ids.shape[:2] + (n - ids.shape[2],), -1, np.int64)], axis=2)
-        return ids
+        out = np.full(items.shape + (n,), -1, np.int64)
+        for rows, padded, first in self.length_blocks(histories):
+            out[rows] = _reasons(padded, self._support(padded, first, np.maximum(items[rows], 0)), items[rows], n)
+        return out
+
+
+def _reasons(padded: np.ndarray, support: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
+    """[B, k, n] history items by ``support`` [B, k, W] of the positions of ``padded`` [B, W]."""
+    length = padded.shape[1]
+    for row in range(len(padded)):  # earlier occurrences of an item give no reason
+        _, newest = np.unique(padded[row, ::-1], return_index=True)
+        earlier = np.ones(length, bool)
+        earlier[length - 1 - newest] = False
+        support[row, :, earlier] = -np.inf
+    # the best left, n times, the newest position first (argmax: ties to the first, i.e. the newest)
+    newest_first = support[..., ::-1].copy()
+    newest_first[np.isnan(newest_first)] = -np.inf
+    order = np.empty(support.shape[:2] + (min(n, length),), np.int64)
+    top = np.empty(order.shape, np.float32)  # (-inf once a row has no position left)
+    for slot in range(order.shape[2]):
+        best = np.argmax(newest_first, axis=-1)[..., np.newaxis]
+        order[..., slot:slot + 1] = best
+        top[..., slot:slot + 1] = np.take_along_axis(newest_first, best, axis=-1)
+        np.put_along_axis(newest_first, best, -np.inf, axis=-1)
+    order = length - 1 - order
+    ids = np.take_along_axis(np.broadcast_to(padded[:, np.newaxis, :], support.shape), order, axis=-1)
+    ids = np.where((top > 0) & (items >= 0)[..., np.newaxis], ids, -1)
+    if ids.shape[2] < n:
+        ids = np.concatenate([ids, np.full(ids.shape[:2] + (n - ids.shape[2],), -1, np.int64)], axis=2)
+    return ids
 
 
 def _project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -148,3 +148,52 @@ def test_the_batched_because_of_embedding_models_equals_the_per_user_one():
     cosines = {h: unit[1] @ unit[h] for h in (11, 9, 3, 5)}  # newest first
     want = [h for h in sorted(cosines, key=lambda h: -cosines[h]) if cosines[h] > 0][:3]
     assert [i for i in got[0, 1] if i >= 0] == want
+
+
+def random_sequence_scorer(rng, n_items: int = 30, d: int = 8, max_len: int = 12, layers: int = 2,
+                           heads: int = 2) -> SequenceScorer:
+    def r(*shape):
+        return rng.normal(0, 0.5, shape).astype(np.float32)
+
+    arrays = {"item_table": r(n_items, d), "position": r(max_len, d), "final_gamma": 1 + r(d), "final_beta": r(d)}
+    for block in range(layers):
+        p = f"b{block}_"
+        for part in "qkv":
+            arrays[p + part + "_kernel"], arrays[p + part + "_bias"] = r(d, heads, d // heads), r(heads, d // heads)
+        arrays[p + "o_kernel"], arrays[p + "o_bias"] = r(heads, d // heads, d), r(d)
+        for norm in ("norm1", "norm2"):
+            arrays[p + norm + "_gamma"], arrays[p + norm + "_beta"] = 1 + r(d), r(d)
+        arrays[p + "ff1_kernel"], arrays[p + "ff1_bias"], arrays[p + "ff2_kernel"], arrays[p + "ff2_bias"] = (
+            r(d, d), r(d), r(d, d), r(d))
+    return SequenceScorer(arrays, {"n_layers": layers, "heads": heads, "max_len": max_len})
+
+
+def test_sequence_scores_and_reasons_from_cropped_length_blocks_equal_the_full_width_ones():
+    from recsys_spark.evaluate.sequence_scorer import _reasons
+
+    rng = np.random.default_rng(3)
+    scorer = random_sequence_scorer(rng)
+    # out of length order: empty, short, exactly L, longer than L (its last L count), repeats
+    lengths = [5, 0, 12, 2, 20, 7, 1, 9, 3, 12, 4]
+    histories = [rng.integers(0, 30, n) for n in lengths]
+    histories[3] = np.array([6, 6])
+    full = scorer.padded_histories(histories)
+    blocks = list(scorer.length_blocks(histories, block=3, step=4))
+    assert sorted(np.concatenate([rows for rows, _, _ in blocks]).tolist()) == list(range(len(histories)))
+    assert [padded.shape[1] for _, padded, _ in blocks] == [4, 8, 12, 12]  # sorted lengths 0 1 2 | 3 4 5 | 7 9 12 | 12 12
+    assert [first for _, _, first in blocks] == [8, 4, 0, 0]
+    for rows, padded, first in blocks:  # each cropped block holds the full-width rows' last columns
+        np.testing.assert_array_equal(padded, full[rows, 12 - padded.shape[1]:])
+
+    expected = scorer.encode(full)[0]
+    np.testing.assert_allclose(scorer.user_vectors(histories), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scorer.scores(None, histories), expected @ scorer.item_table.T, rtol=1e-4, atol=1e-4)
+    rows, padded, first = blocks[0]
+    assert not np.allclose(scorer.encode(padded)[0], expected[rows], atol=1e-3)  # the positions' offset matters
+
+    items = np.argsort(-(expected @ scorer.item_table.T), axis=1)[:, :6]
+    items[0, 5] = -1
+    reasons = scorer.because_block(histories, items)
+    assert (reasons >= 0).sum() > 50
+    np.testing.assert_array_equal(reasons, _reasons(full, scorer.position_support(histories, items)[1], items, 3))
+    assert reasons[1].tolist() == [[-1] * 3] * 6 and reasons[0, 5].tolist() == [-1] * 3  # no history; no item
