@@ -205,6 +205,36 @@ def test_a_rank_killed_mid_training_fails_within_a_bounded_time_and_the_retry_re
     assert resumed.digests[0] == resumed.digests[1]
 
 
+def test_the_same_sasrec_spec_trains_the_same_weights_run_after_run(spark, tiny_cfg, tmp_path):
+    """SASRec's attention dropout has no seed of its own (Keras gives MultiHeadAttention's none): it draws
+    from the global seed the ranks set, so a second run from scratch repeats the first bit for bit."""
+    import shutil
+
+    from recsys_spark.config import load_config
+    from recsys_spark.data.synthetic import write_raw
+    from recsys_spark.etl.build import run_build_tables
+    from recsys_spark.etl.clean_events import run_clean_events
+    from recsys_spark.lake import Lake
+    from recsys_spark.training import train_model
+
+    from .conftest import TEST_CONF
+
+    ds = "2026-11-27"
+    write_raw(tiny_cfg.generate, str(tmp_path), ds)
+    lake = Lake(spark, str(tmp_path))
+    run_clean_events(spark, lake, tiny_cfg.clean, ds)
+    run_build_tables(spark, lake, tiny_cfg.build, tiny_cfg.train, ds)
+    cfg = load_config(TEST_CONF, ["train.model=sasrec", "train.loss=full", "train.epochs=2", "train.patience=5",
+                                  "train.embedding_dim=16", "train.n_layers=1", "train.dropout=0.3"])
+    runs = []
+    for _ in range(2):
+        shutil.rmtree(tmp_path / "_checkpoints", ignore_errors=True)
+        runs.append(train_model(spark, lake, cfg, ds))
+    assert runs[0]["resumed_from_epoch"] == runs[1]["resumed_from_epoch"] == 0
+    assert runs[0]["epoch_losses"] == runs[1]["epoch_losses"]
+    assert runs[0]["weights_digest"] == runs[1]["weights_digest"]
+
+
 def test_a_horovod_start_up_that_cannot_get_its_ranks_fails_within_start_timeout(spark):
     """Fault (e): one of the two task slots is held by another job, so rank 1 never starts. The launch
     fails after train.start_timeout_s with one RetryableFailure instead of waiting forever."""

@@ -103,6 +103,9 @@ def train_worker(spec: TrainSpec) -> Dict[str, Any]:
     item_log_q = None
     if spec.loss in ("softmax", "full", "sampled") and spec.train_path:
         item_log_q = log_item_shares(load_pairs(spec.train_path)[1], spec.n_items)
+    # what has no seed of its own draws from the global one (Keras gives the attention's dropout in
+    # MultiHeadAttention none): the same spec trains the same weights, run after run
+    tf.random.set_seed(spec.seed)
     model = build_model(spec, item_log_q)
     # Linear scaling: the global batch is size x batch_size, so the step size grows with it.
     optimizer = tf.keras.optimizers.Adam(learning_rate=spec.learning_rate * size)
