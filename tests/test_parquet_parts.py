@@ -67,3 +67,15 @@ def test_a_null_where_the_table_declares_none_is_refused(tmp_path):
     batch = pa.RecordBatch.from_pydict({"user_id": ["u1", None], "rank": [1, 2], "because": [["a"], []]})
     with pytest.raises(ValueError, match=r"1 null\(s\) in column user_id"):
         sink.shape(batch, schema)
+
+
+def test_a_repeated_constant_is_the_same_array_as_a_list_of_it():
+    import pyarrow as pa
+
+    from recsys_spark.io.parquet_parts import repeated
+
+    for value, arrow_type, n in (("model", pa.string(), 5), ("é-v1", pa.string(), 3), ("", pa.string(), 4),
+                                 ("x", pa.string(), 0), (7, pa.int32(), 3), (None, pa.string(), 2)):
+        array = repeated(value, n, arrow_type)
+        array.validate(full=True)
+        assert array.type == arrow_type and array.to_pylist() == [value] * n

@@ -136,13 +136,27 @@ class PartSink:
         columns = []
         for f in arrow_schema:
             if f.name in self.constants:
-                columns.append(pa.array([self.constants[f.name]] * batch.num_rows, f.type))
+                columns.append(repeated(self.constants[f.name], batch.num_rows, f.type))
                 continue
             column = batch.column(batch.schema.get_field_index(f.name))
             if not f.nullable and column.null_count:
                 raise ValueError(f"{column.null_count} null(s) in column {f.name}, which the table declares not null")
             columns.append(column if column.type == f.type else column.cast(f.type))
         return pa.RecordBatch.from_arrays(columns, schema=arrow_schema)
+
+
+def repeated(value, n: int, arrow_type):
+    """``value`` ``n`` times as an Arrow array of ``arrow_type``; a string is laid out in its buffers
+    directly (a list of ``n`` Python strings costs ~4 ms per 50k rows, per column)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(value, str) and pa.types.is_string(arrow_type):
+        data = value.encode()
+        if n * len(data) < 2 ** 31:  # (int32 offsets)
+            offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(data))
+            return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+    return pa.array([value] * n, arrow_type)
 
 
 def write_batches(sink: PartSink, batches: Iterator) -> Iterator:
