@@ -21,6 +21,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from recsys_spark.evaluate.scorers import Scorer
+from recsys_spark.models.length_blocks import length_blocks
 
 _PARTS = ("q", "k", "v", "o")  # attention projections: kernels [d, h, k] (o: [h, k, d]) and biases
 
@@ -63,15 +64,9 @@ class SequenceScorer(Scorer):
     def length_blocks(self, histories: Sequence[np.ndarray], block: int = 128,
                       step: int = 16) -> Iterator[Tuple[np.ndarray, np.ndarray, int]]:
         """Yields (rows, padded [b, W], first position) for ``histories`` in blocks of similar length, each
-        cropped to its longest (the last L items; W rounded up to ``step`` columns, at most L). Attention
-        costs the square of the width and most histories are shorter than L; the padding cut off is never
-        read by an item's position, so encoding a block from its first position (:meth:`encode`) gives the
-        full-width result."""
-        lengths = np.minimum(np.array([len(h) for h in histories], np.int64), self.max_len)
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), block):
-            rows = order[start:start + block]
-            width = min(self.max_len, max(step, -(-int(lengths[rows].max()) // step) * step))
+        cropped to its longest (the last L items; :func:`recsys_spark.models.length_blocks.length_blocks`):
+        encoding a block from its first position (:meth:`encode`) gives the full-width result."""
+        for rows, width in length_blocks([len(h) for h in histories], self.max_len, block, step):
             yield rows, self.padded_histories([histories[row] for row in rows], width), self.max_len - width
 
     def encode(self, padded: np.ndarray, first_position: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ import tensorflow as tf
 from recsys_spark import schemas as S
 from recsys_spark.models.base import Recommender
 from recsys_spark.models.content import ContentEncoder, ItemContent
+from recsys_spark.models.length_blocks import length_blocks
 
 
 class _Block(tf.keras.layers.Layer):
@@ -170,11 +171,7 @@ class SASRec(Recommender):
         history = np.asarray(history)
         n, window = history.shape
         out = np.zeros((n, self.dim), np.float32)
-        lengths = (history >= 0).sum(axis=1)
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, n, batch):
-            users = order[start:start + batch]
-            width = min(window, max(width_step, -(-int(lengths[users].max()) // width_step) * width_step))
+        for users, width in length_blocks((history >= 0).sum(axis=1), window, batch, width_step):
             cropped = tf.constant(history[users, window - width:], tf.int32)
             out[users] = self._last_hidden(cropped, tf.constant(window - width, tf.int32)).numpy()
         return out
