@@ -72,6 +72,10 @@ def build_session(cfg: SparkConfig, app_suffix: str = ""):
         "spark.ui.showConsoleProgress": "true",
         "spark.ui.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
+        # A JSON number or object read into a string field: the JSON source keeps its text as written, from_json
+        # writes it anew (1.50 -> 1.5). clean_events parses through either (etl/raw_lines.py) and must give a
+        # line the same fields both ways, so the JSON source writes it anew too, as Spark 3 did.
+        "spark.sql.json.enableExactStringParsing": "false",
         # the job's --log-level reaches the Python workers (Horovod ranks) of every executor
         "spark.executorEnv.RECSYS_LOG_LEVEL": os.environ.get("RECSYS_LOG_LEVEL", "INFO"),
     }

@@ -63,7 +63,11 @@ def test_the_spark_hmac_is_the_standard_one_and_the_key_stays_out_of_the_plan(sp
         assert KEY not in plan and privacy._pads(key)[privacy._IPAD].hex() not in plan.lower()
 
 
-def test_with_pseudonyms_on_no_raw_user_id_reaches_any_file_and_quarantine_decrypts(spark, lake, tmp_path, keyed):
+# With a line that is not JSON, cleaning parses the text line by line; without, through the JSON source, and
+# quarantine's raw lines of valid JSON are fetched back and encrypted afterwards (etl/raw_lines.py).
+@pytest.mark.parametrize("with_a_line_not_json", [True, False])
+def test_with_pseudonyms_on_no_raw_user_id_reaches_any_file_and_quarantine_decrypts(spark, lake, tmp_path, keyed,
+                                                                                   with_a_line_not_json):
     users = [f"rawuser{n:04d}" for n in range(6)]
     lines = [json.dumps({"event_id": f"e{n}", "user_id": users[n % 6], "item_id": f"i{n % 4}", "event_type": "view",
                          "ts": f"2026-11-27T10:{n:02d}:00Z"}) for n in range(24)]
@@ -71,13 +75,17 @@ def test_with_pseudonyms_on_no_raw_user_id_reaches_any_file_and_quarantine_decry
            f"{users[1]},i1,view",                           # not JSON at all
            json.dumps({"event_id": "e99", "user_id": users[2], "item_id": "i1", "event_type": "hover",
                        "ts": "2026-11-27T10:00:00Z"})]     # valid JSON, unknown type
+    reasons = ["malformed_json", "malformed_json", "unknown_event_type"]
+    if not with_a_line_not_json:
+        del bad[1], reasons[1]
     assert all(any(u in line for u in users) for line in bad)
     raw = tmp_path / "raw" / "in.jsonl"
     raw.parent.mkdir()
     raw.write_text("\n".join(lines + bad) + "\n")
     cfg = PrivacyConfig(pseudonymize=True, write_id_map=True)
     report = run_clean_events(spark, lake, CleanConfig(), DS, str(raw), cfg)
-    assert (report["clean"], report["quarantined"], report["user_ids"]) == (24, 3, "pseudonymized")
+    assert (report["clean"], report["quarantined"], report["user_ids"]) == (24, len(bad), "pseudonymized")
+    assert report["parsed_by"] == ("text_lines (irregular lines: 1)" if with_a_line_not_json else "json_source")
 
     clean = {r[S.USER_ID] for r in spark.read.parquet(lake.partition_path(S.EVENTS_CLEAN, DS)).collect()}
     assert clean == {reference(keyed, u) for u in users}
@@ -91,8 +99,7 @@ def test_with_pseudonyms_on_no_raw_user_id_reaches_any_file_and_quarantine_decry
     aes = privacy.quarantine_key(keyed).hex()
     rows = quarantine.selectExpr(f"cast(aes_decrypt({S.RAW_VALUE_ENCRYPTED}, unhex('{aes}'), 'GCM') as string) AS line",
                                  S.RAW_VALUE, S.REASON).collect()
-    assert sorted((r["line"], r[S.REASON]) for r in rows) == sorted(
-        zip(bad, ["malformed_json", "malformed_json", "unknown_event_type"]))
+    assert sorted((r["line"], r[S.REASON]) for r in rows) == sorted(zip(bad, reasons))
     assert {r[S.RAW_VALUE] for r in rows} == {None}
 
 

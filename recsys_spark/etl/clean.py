@@ -8,6 +8,7 @@ to the input.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -41,14 +42,17 @@ ISO_TS_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]
 EPOCH_MS_PATTERN = r"^-?\d{1,15}$"
 
 
+# Every raw field as a string, and the corrupt-record column. A new StructType: StructType.add mutates, and
+# the shared schema must stay as defined.
+RAW_FIELDS_SCHEMA = T.StructType(list(S.RAW_EVENT_SCHEMA.fields) + [T.StructField(_CORRUPT, T.StringType(), True)])
+
+
 def with_parsed_fields(raw_df: DataFrame) -> DataFrame:
     """Parses the ``value`` text column as a JSON object whose fields are all read as strings.
 
     Adds one string column per raw field and a boolean ``_is_malformed``; keeps ``value``.
     """
-    # A new StructType: StructType.add mutates, and the shared schema must stay as defined.
-    schema = T.StructType(list(S.RAW_EVENT_SCHEMA.fields) + [T.StructField(_CORRUPT, T.StringType(), True)])
-    parsed = F.from_json(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+    parsed = F.from_json(F.col("value"), RAW_FIELDS_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
     df = raw_df.withColumn(_PARSED, parsed)
     is_object = F.trim(F.col("value")).startswith("{")
     is_malformed = F.col(_PARSED).isNull() | F.col(f"{_PARSED}.{_CORRUPT}").isNotNull() | ~is_object
@@ -130,15 +134,20 @@ def with_copies_and_reused_ids(df: DataFrame) -> DataFrame:
     * reason ``duplicate_event_id``: the row differs from the id's first event (by event time).
 
     Valid rows sort first in each id, and identical rows sit next to each other (same time, same hash).
+    Rows are compared field by field (a struct of the fields would be built before the shuffle and double
+    the bytes it moves); the previous row's ``event_id`` is NULL on an id's first row, so that row is no copy.
     """
     is_valid = F.col(S.REASON).isNull()
-    content = F.struct(*[F.col(c) for c in _EVENT_KEY])
     by_id = Window.partitionBy(S.EVENT_ID).orderBy(
         is_valid.desc(), F.col(S.EVENT_TS), F.xxhash64(*[F.col(c) for c in _EVENT_KEY]), F.col(_ROW_ID))
+
+    def same_as(neighbour) -> Column:
+        return functools.reduce(Column.__and__, [neighbour(c).over(by_id).eqNullSafe(F.col(c)) for c in _EVENT_KEY])
+
     # Both window columns in one projection, so that one sort serves them.
     df = df.withColumns({
-        _EXACT_COPY: is_valid & F.lag(content).over(by_id).eqNullSafe(content),
-        "_differs_from_first": ~F.first(content).over(by_id).eqNullSafe(content),
+        _EXACT_COPY: is_valid & same_as(F.lag),
+        "_differs_from_first": ~same_as(F.first),
     }).transform(_refresh_valid)
     return _flag(df, F.col("_differs_from_first"), DUPLICATE_EVENT_ID).drop("_differs_from_first")
 
@@ -181,10 +190,15 @@ def classify(raw_df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
     Row rules come first (format, fields, ids, type, time, rating); then, among the rows still valid,
     exact copies, re-used event ids, near-duplicates and bot users, in that order.
     """
+    return classify_parsed(raw_df.withColumn(_ROW_ID, F.monotonically_increasing_id()).transform(with_parsed_fields),
+                           cfg, ds)
+
+
+def classify_parsed(parsed_df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
+    """:func:`classify` of lines already parsed: ``_row_id`` (the line's number), ``value``, ``_is_malformed``
+    and the raw fields, from :func:`with_parsed_fields` or ``raw_lines.read_json_fields``."""
     return (
-        raw_df.withColumn(_ROW_ID, F.monotonically_increasing_id())
-        .transform(with_parsed_fields)
-        .transform(with_reason, cfg, ds)
+        parsed_df.transform(with_reason, cfg, ds)
         .transform(with_copies_and_reused_ids)
         # The remaining rules look at one user at a time: one shuffle by user serves all their windows.
         .repartition(S.USER_ID)
@@ -197,9 +211,11 @@ def classify(raw_df: DataFrame, cfg: CleanConfig, ds: str) -> DataFrame:
 def select_outcomes(classified_df: DataFrame) -> DataFrame:
     """The narrow, typed view of every line that is kept between classifying and writing.
 
-    The raw line is kept only where it is needed (quarantined rows), so the staged copy stays small.
+    The raw line is kept only where it is needed (quarantined rows), so the staged copy stays small; the
+    line's number stays with it (raw lines fetched back by ``raw_lines.with_raw_lines``).
     """
     return classified_df.select(
+        F.col(_ROW_ID),
         F.col(S.EVENT_ID),
         F.col(S.USER_ID),
         F.col(S.ITEM_ID),

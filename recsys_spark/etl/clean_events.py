@@ -15,8 +15,9 @@ from recsys_spark import privacy
 from recsys_spark import schemas as S
 from recsys_spark.config_sections import CleanConfig, PrivacyConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
-from recsys_spark.etl.clean import (CLEAN, DUPLICATE, OUTCOME, QUARANTINED, REASONS, classify, select_clean,
-                                    select_outcomes, select_quarantine)
+from recsys_spark.etl import raw_lines
+from recsys_spark.etl.clean import (CLEAN, DUPLICATE, OUTCOME, QUARANTINED, REASONS, classify, classify_parsed,
+                                    select_clean, select_outcomes, select_quarantine)
 from recsys_spark.lake import STAGING
 
 
@@ -87,12 +88,15 @@ def run_clean_events(spark, lake, cfg: CleanConfig, ds: str, input_path: Optiona
         started = time.time()
 
     raw_df = spark.read.text(path)
-    input_rows = raw_df.count()
+    input_rows, irregular_rows = raw_lines.count_lines(raw_df)
+    # The JSON source parses faster, but only lines it reads one row each keep the text's row numbers.
+    by_json_source = irregular_rows == 0
     lap("count_input")
     # Classify once into a staged, columnar copy (cheaper than caching wide rows), then split it.
     staged = f"{lake.table_path(S.EVENTS_CLEAN)}/{STAGING}/classified-ds={ds}-{uuid.uuid4().hex[:12]}"
     try:
-        outcomes_df = select_outcomes(classify(raw_df, cfg, ds))
+        outcomes_df = select_outcomes(classify_parsed(raw_lines.read_json_fields(spark, path), cfg, ds)
+                                      if by_json_source else classify(raw_df, cfg, ds))
         if key:
             outcomes_df = pseudonymized(outcomes_df, key, keep_raw_ids=privacy_cfg.write_id_map)
         outcomes_df.write.mode("overwrite").parquet(staged)
@@ -109,7 +113,10 @@ def run_clean_events(spark, lake, cfg: CleanConfig, ds: str, input_path: Optiona
         lap("account")
         clean_path = lake.write_table(select_clean(outcomes_df), S.EVENTS_CLEAN, ds)
         lap(S.EVENTS_CLEAN)
-        quarantine_path = lake.write_table(select_quarantine(outcomes_df), S.EVENTS_QUARANTINE, ds, files=1)
+        quarantined_df = outcomes_df.filter(F.col(OUTCOME) == QUARANTINED)
+        if by_json_source:
+            quarantined_df = raw_lines.with_raw_lines(spark, path, quarantined_df, key)
+        quarantine_path = lake.write_table(select_quarantine(quarantined_df), S.EVENTS_QUARANTINE, ds, files=1)
         lap(S.EVENTS_QUARANTINE)
         if key and privacy_cfg.write_id_map:
             lake.write_table(select_id_map(outcomes_df), S.USER_PSEUDONYMS, ds, files=1)
@@ -125,6 +132,9 @@ def run_clean_events(spark, lake, cfg: CleanConfig, ds: str, input_path: Optiona
         )
     lap("check_written")
     report["user_ids"] = "pseudonymized" if key else "raw"
+    # how the lines were parsed: Spark's JSON source, or the text lines one by one when some line is
+    # irregular (blank, an array or another non-object, leading whitespace other than spaces, not UTF-8)
+    report["parsed_by"] = "json_source" if by_json_source else f"text_lines (irregular lines: {irregular_rows})"
     report["step_s"] = timings
     report["outputs"] = {S.EVENTS_CLEAN: clean_path, S.EVENTS_QUARANTINE: quarantine_path}
     lake.write_json(f"{S.REPORTS}/clean_events", ds, "report.json", report)
