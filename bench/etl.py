@@ -5,7 +5,8 @@ corruption, in alternating rounds: bare, pipeline, bare, pipeline (--rounds). Th
 re-run the same day over the lake (an overwrite, as a nightly re-run does). The first round runs nearly
 cold (the pipeline only after one bare run), the later ones warm; the best of each side counts, so JVM
 warm-up favours neither side (on 2 cores the first run of a plan is up to 2x slower). It also times parsing
-plus the row rules alone (a floor for any cleaning job), and a skeleton of the pipeline without its rules:
+plus the row rules alone (a floor for any cleaning job; parsed as the job parses regular input, through the
+JSON source), and a skeleton of the pipeline without its rules:
 parse and write once, then one aggregation by user-item pair (a floor for any clean + build). The last line
 carries the ratio (target: <= 2.5).
 
@@ -98,16 +99,17 @@ def main() -> None:
         # No filter: Spark would push it below the parse and parse every line twice.
         from pyspark.sql import functions as F
 
-        from recsys_spark.etl.clean import with_parsed_fields, with_reason
-        parse_s = seconds(lambda: spark.read.text(raw_path).transform(with_parsed_fields)
+        from recsys_spark.etl.clean import with_reason
+        from recsys_spark.etl.raw_lines import read_json_fields  # the job's own parse of regular input
+        parse_s = seconds(lambda: read_json_fields(spark, raw_path)
                           .transform(with_reason, cfg.clean, DS).write.format("noop").mode("overwrite").save())
         # A floor for any clean + build, whatever its rules: parse every line and write the typed fields once,
         # then read them back and write one aggregation by user-item pair (what interactions needs at least).
         skeleton = os.path.join(workdir, "skeleton")
         events_path, pairs_path = os.path.join(skeleton, "events"), os.path.join(skeleton, "pairs")
         pair_values = [F.count(F.lit(1)).alias("n"), F.min(S.TS).alias("first"), F.max(S.TS).alias("last")]
-        parse_write_s = seconds(lambda: spark.read.text(raw_path).transform(with_parsed_fields)
-                                .select(*S.RAW_FIELDS).write.mode("overwrite").parquet(events_path))
+        parse_write_s = seconds(lambda: read_json_fields(spark, raw_path).select(*S.RAW_FIELDS)
+                                .write.mode("overwrite").parquet(events_path))
         one_agg_s = seconds(lambda: spark.read.parquet(events_path).groupBy(S.USER_ID, S.ITEM_ID)
                             .agg(*pair_values).write.mode("overwrite").parquet(pairs_path))
         clean_s, build_s, report, build_report = min(runs, key=lambda run: run[0] + run[1])
@@ -124,6 +126,7 @@ def main() -> None:
         print(f"parse + row rules only (no shuffle, no write): {parse_s:.1f} s = {parse_s / base_s:.2f}x bare")
         print(f"skeleton (parse + write once {parse_write_s:.1f} s, one pair aggregation {one_agg_s:.1f} s, no rules): "
               f"{(parse_write_s + one_agg_s) / base_s:.2f}x bare")
+        print(f"clean_events parsed by: {report['parsed_by']}")
         print("clean_events by step (s): " + ", ".join(f"{k} {v}" for k, v in report["step_s"].items()))
         print("build_tables by table (s): " + ", ".join(f"{k} {v}" for k, v in build_report["write_s"].items()))
         print(f"each job of the best pipeline round against the best bare: clean_events {clean_s / base_s:.2f}x, "

@@ -52,7 +52,8 @@ def with_parsed_fields(raw_df: DataFrame) -> DataFrame:
 
     Adds one string column per raw field and a boolean ``_is_malformed``; keeps ``value``.
     """
-    parsed = F.from_json(F.col("value"), RAW_FIELDS_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    parsed = F.from_json(F.col("value"), RAW_FIELDS_SCHEMA, options)
     df = raw_df.withColumn(_PARSED, parsed)
     is_object = F.trim(F.col("value")).startswith("{")
     is_malformed = F.col(_PARSED).isNull() | F.col(f"{_PARSED}.{_CORRUPT}").isNotNull() | ~is_object
