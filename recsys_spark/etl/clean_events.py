@@ -16,8 +16,8 @@ from recsys_spark import schemas as S
 from recsys_spark.config_sections import CleanConfig, PrivacyConfig
 from recsys_spark.errors import DataQualityError, MissingInputError
 from recsys_spark.etl import raw_lines
-from recsys_spark.etl.clean import (CLEAN, DUPLICATE, OUTCOME, QUARANTINED, REASONS, classify, classify_parsed,
-                                    select_clean, select_outcomes, select_quarantine)
+from recsys_spark.etl.clean import (CLEAN, DUPLICATE, MALFORMED_JSON, OUTCOME, QUARANTINED, REASONS, classify,
+                                    classify_parsed, select_clean, select_outcomes, select_quarantine)
 from recsys_spark.lake import STAGING
 
 
@@ -115,7 +115,9 @@ def run_clean_events(spark, lake, cfg: CleanConfig, ds: str, input_path: Optiona
         lap(S.EVENTS_CLEAN)
         quarantined_df = outcomes_df.filter(F.col(OUTCOME) == QUARANTINED)
         if by_json_source:
-            quarantined_df = raw_lines.with_raw_lines(spark, path, quarantined_df, key)
+            needing = report["quarantined"] - report["quarantined_by_reason"][MALFORMED_JSON]
+            quarantined_df = raw_lines.with_raw_lines(spark, path, quarantined_df, key,
+                                                      broadcast=needing <= raw_lines.MAX_BROADCAST_ROWS)
         quarantine_path = lake.write_table(select_quarantine(quarantined_df), S.EVENTS_QUARANTINE, ds, files=1)
         lap(S.EVENTS_QUARANTINE)
         if key and privacy_cfg.write_id_map:

@@ -51,18 +51,25 @@ def read_json_fields(spark, path: str) -> DataFrame:
                      F.col(_CORRUPT).isNotNull().alias("_is_malformed"), *S.RAW_FIELDS)
 
 
-def with_raw_lines(spark, path: str, quarantined_df: DataFrame, key: Optional[bytes]) -> DataFrame:
+# Up to this many rows needing their line, they travel to the text scan as a broadcast table (~100 bytes a
+# row); more (a day where most rows break a rule) join by a shuffle of the text instead.
+MAX_BROADCAST_ROWS = 2_000_000
+
+
+def with_raw_lines(spark, path: str, quarantined_df: DataFrame, key: Optional[bytes],
+                   broadcast: bool = True) -> DataFrame:
     """The quarantined rows of a day read by :func:`read_json_fields`, with the raw line of each row that
     was quarantined after parsing (encrypted when ``key``), fetched from the text by row number.
 
-    ``quarantined_df`` has ``_row_id`` and the quarantine table's columns. A fetched line that does not
+    ``quarantined_df`` has ``_row_id`` and the quarantine table's columns; ``broadcast``: whether the rows
+    needing a line are few enough (:data:`MAX_BROADCAST_ROWS`) to be broadcast. A fetched line that does not
     parse to the row's event id (the input changed while cleaning) fails the job; a row without a line is
     left out, and the count check after writing fails the job.
     """
     malformed = F.col(S.REASON) == MALFORMED_JSON
     needing = quarantined_df.filter(~malformed).drop(S.RAW_VALUE, S.RAW_VALUE_ENCRYPTED)
     lines = spark.read.text(path).select(F.monotonically_increasing_id().alias(_ROW_ID), F.col("value"))
-    fetched = lines.join(F.broadcast(needing), _ROW_ID)
+    fetched = lines.join(F.broadcast(needing) if broadcast else needing, _ROW_ID)
     same_event = F.from_json(F.col("value"), RAW_FIELDS_SCHEMA)[S.EVENT_ID].eqNullSafe(F.col(S.EVENT_ID))
     line = F.when(same_event, F.col("value")).otherwise(F.raise_error(F.concat(
         F.lit(f"the raw lines of {path} changed while clean_events ran (row "), F.col(_ROW_ID).cast("string"),

@@ -69,6 +69,8 @@ def test_json_source_gives_every_line_the_text_paths_outcome_and_raw_line(spark,
     assert all(has_line == (reason == C.MALFORMED_JSON) for reason, has_line in kept)
     filled = R.with_raw_lines(spark, path, by_json.filter(quarantined), None)
     assert _rows(filled) == _rows(by_text.filter(quarantined))
+    # Without the broadcast (a day with more than MAX_BROADCAST_ROWS such rows): the same rows.
+    assert _rows(R.with_raw_lines(spark, path, by_json.filter(quarantined), None, broadcast=False)) == _rows(filled)
     line_at = {r[0]: r[1] for r in text_df.select(F.monotonically_increasing_id(), "value").collect()}
     assert all(line_at[r[C._ROW_ID]] == r[S.RAW_VALUE] for r in filled.collect())
 
