@@ -104,6 +104,14 @@ def encrypted_column(column: str):
     return F.aes_encrypt(F.col(column).cast("binary"), F.col(_AES), F.lit("GCM"))
 
 
+def encrypted_instead(column: str, encrypted: str) -> dict:
+    """Columns for ``withColumns`` on a frame from :func:`with_secrets`: ``encrypted`` holds ``column``
+    encrypted, and ``column`` is emptied."""
+    from pyspark.sql import functions as F
+
+    return {encrypted: encrypted_column(column), column: F.lit(None).cast("string")}
+
+
 def user_rows(users: Iterable[Dict], key: Optional[bytes], keep: List[str]) -> List[Dict]:
     """A loader's user records with only the ``keep`` attributes, and the id pseudonymised when keyed."""
     from recsys_spark import schemas as S

@@ -27,8 +27,7 @@ def pseudonymized(outcomes_df: DataFrame, key: bytes, keep_raw_ids: bool = False
     ``raw_user_id`` for the id map."""
     df = privacy.with_secrets(outcomes_df, key)
     replaced = {S.USER_ID: privacy.pseudonym_column(S.USER_ID),
-                S.RAW_VALUE_ENCRYPTED: privacy.encrypted_column(S.RAW_VALUE),
-                S.RAW_VALUE: F.lit(None).cast("string")}
+                **privacy.encrypted_instead(S.RAW_VALUE, S.RAW_VALUE_ENCRYPTED)}
     if keep_raw_ids:
         replaced[S.RAW_USER_ID] = F.col(S.USER_ID)
     return privacy.drop_secrets(df.withColumns(replaced))

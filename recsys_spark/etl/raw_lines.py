@@ -75,8 +75,8 @@ def with_raw_lines(spark, path: str, quarantined_df: DataFrame, key: Optional[by
         F.lit(f"the raw lines of {path} changed while clean_events ran (row "), F.col(_ROW_ID).cast("string"),
         F.lit(" no longer holds its event); re-run clean_events for this day")))).alias(S.RAW_VALUE)
     if key:
-        filled = privacy.drop_secrets(privacy.with_secrets(fetched.select("*", line), key).withColumns({
-            S.RAW_VALUE_ENCRYPTED: privacy.encrypted_column(S.RAW_VALUE), S.RAW_VALUE: F.lit(None).cast("string")}))
+        filled = privacy.drop_secrets(privacy.with_secrets(fetched.select("*", line), key)
+                                      .withColumns(privacy.encrypted_instead(S.RAW_VALUE, S.RAW_VALUE_ENCRYPTED)))
     else:
         filled = fetched.select("*", line, F.lit(None).cast("binary").alias(S.RAW_VALUE_ENCRYPTED))
     return quarantined_df.filter(malformed).unionByName(filled.drop("value"))
