@@ -52,6 +52,19 @@ def classified(spark):
     return C.classify(raw_df, CleanConfig(), DS)
 
 
+def test_each_id_is_checked_for_its_length_and_control_characters(spark):
+    longest = CleanConfig().max_id_length
+    lines = {
+        ev("a\u007f"): C.BAD_ID, ev("b", user="u\u0000"): C.BAD_ID, ev("c", item="i\t1"): C.BAD_ID,
+        ev(""): C.BAD_ID, ev("d", item=""): C.BAD_ID, ev("e" * (longest + 1)): C.BAD_ID,
+        ev("f" * longest, user="u" * longest, item="i" * longest): None,  # each id within its own limit
+        ev("g", user="ü\u00e9", item="i 1"): None,  # non-ASCII letters and spaces are not control characters
+    }
+    raw_df = spark.createDataFrame([(line,) for line in lines], "value string").coalesce(1)
+    got = {r["value"]: r[S.REASON] for r in C.classify(raw_df, CleanConfig(), DS).collect()}
+    assert got == lines
+
+
 def test_every_row_gets_the_expected_outcome_and_reason(classified):
     got = {r["value"]: (r[C.OUTCOME], r[S.REASON]) for r in classified.collect() if r["value"] != CASES[0][0]}
     for line, outcome, reason in CASES[2:]:
