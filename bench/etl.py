@@ -8,7 +8,7 @@ warm-up favours neither side (on 2 cores the first run of a plan is up to 2x slo
 plus the row rules alone (a floor for any cleaning job; parsed as the job parses regular input, through the
 JSON source), and a skeleton of the pipeline without its rules:
 parse and write once, then one aggregation by user-item pair (a floor for any clean + build). The last line
-carries the ratio (target: <= 2.5).
+carries each job's ratio (target: each <= 2.5).
 
     .venv/bin/python bench/etl.py                    # 2,000,000 events, 5 % corruption
     .venv/bin/python bench/etl.py --events 200000    # a quick look
@@ -129,10 +129,11 @@ def main() -> None:
         print(f"clean_events parsed by: {report['parsed_by']}")
         print("clean_events by step (s): " + ", ".join(f"{k} {v}" for k, v in report["step_s"].items()))
         print("build_tables by table (s): " + ", ".join(f"{k} {v}" for k, v in build_report["write_s"].items()))
-        print(f"each job of the best pipeline round against the best bare: clean_events {clean_s / base_s:.2f}x, "
-              f"build_tables {build_s / base_s:.2f}x")
         print(f"first round only (bare in a cold JVM, the pipeline after it): {sum(runs[0][:2]) / bare_s[0]:.2f}x")
-        print(f"ratio pipeline/bare: {pipeline_s / base_s:.2f}x (best of {args.rounds} each; target <= 2.5x)")
+        print(f"both jobs together against the best bare: {pipeline_s / base_s:.2f}x (best of {args.rounds} each)")
+        # issue 17.9's target is per job: each of clean_events and build_tables within 2.5x of the bare conversion
+        print(f"ratio to bare, each job of the best pipeline round: clean_events {clean_s / base_s:.2f}x, "
+              f"build_tables {build_s / base_s:.2f}x (target: each <= 2.5x)")
         spark.stop()
     finally:
         if not args.workdir:
